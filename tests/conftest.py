@@ -1,0 +1,24 @@
+"""Shared fixtures: seeding and the read-only reference data in ../shared/data."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    """Every test starts from the same random state."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder ../shared/data (read-only); tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data folder {SHARED_DATA} is absent (it sits beside the checkout)")
+    return SHARED_DATA

@@ -1,0 +1,6 @@
+"""Backbones implementing the vector-field call ``(x_t, t, cond) -> Tensor``."""
+
+from vecfield.nn.embeddings import SinusoidalEmbedding
+from vecfield.nn.mlp import MLP
+
+__all__ = ["MLP", "SinusoidalEmbedding"]
