@@ -69,7 +69,8 @@ def trainer(run_dir: str, *, noise: float = 0.05, delay: float = 0.0, dtype: tor
     if validate:
         overrides = {"validate_every": 5, "best_metric": "mse", **overrides}
     return Trainer(NoisyRegression(noise, delay), model(dtype), dataset(dtype=dtype),
-                   config(run_dir, **overrides), val_data=dataset(n=20, seed=2, dtype=dtype) if validate else None,
+                   config(run_dir, **overrides),
+                   val_data=dataset(n=20, seed=2, dtype=dtype) if validate else None,
                    metadata={"note": "tiny", "stats": {"mean": torch.zeros(4, dtype=dtype)}})
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,15 @@ def class_path(obj: object) -> str:
 
 def check_plain(value: object, where: str = "metadata") -> None:
     """Raise TypeError unless ``value`` is tensors, numbers, strings, None, lists, tuples and
-    dicts with str/int keys — exactly what ``torch.load(weights_only=True)`` reads back."""
-    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
+    dicts with str/int keys — exactly what ``torch.load(weights_only=True)`` reads back. Subclasses
+    of these (``torch.__version__`` is a str subclass, for instance) are refused: they would not load."""
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
         return
-    if isinstance(value, list | tuple):
+    if type(value) in (list, tuple):
         for i, item in enumerate(value):
             check_plain(item, f"{where}[{i}]")
         return
-    if isinstance(value, dict):
+    if type(value) in (dict, OrderedDict):
         for key, item in value.items():
             if not isinstance(key, str | int):
                 raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}; "
@@ -85,7 +87,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             f"refused to load {path}: it contains Python objects that a weights-only load does not allow "
             f"(nothing was executed). vecfield checkpoints hold only tensors and plain values; if you trust "
             f"the file's author, inspect it in isolation — never load it with weights_only=False. "
-            f"Detail: {str(error).splitlines()[0]}"
+            f"Detail: {_unpickler_reason(error)}"
         ) from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or another format): "
@@ -101,6 +103,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             f"({written_by}), or start a new run (a new run_dir) with this version."
         )
     return checkpoint
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The line of torch's message that names the refused global."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    return next((line for line in lines if "Unsupported" in line or "WeightsUnpickler" in line), lines[0])
 
 
 def check_identity(checkpoint: Mapping[str, Any], model: nn.Module, task: object | None = None) -> None:

@@ -207,7 +207,7 @@ class Trainer:
     def _checkpoint(self) -> dict[str, Any]:
         return {
             "format": FORMAT, "schema_version": SCHEMA_VERSION,
-            "vecfield_version": vecfield.__version__, "torch_version": torch.__version__,
+            "vecfield_version": vecfield.__version__, "torch_version": str(torch.__version__),
             "model_class": class_path(self.model), "task_class": class_path(self.task),
             "step": self.step, "data_position": {"epoch": self.epoch, "batch": self.batch_in_epoch},
             "model": self.model.state_dict(),
