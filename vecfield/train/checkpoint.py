@@ -42,6 +42,19 @@ def class_path(obj: object) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+def _same_class(stored: str | None, given: str) -> bool:
+    """Equal class paths, or the same qualified name when one side was defined in a script run as
+    ``__main__`` (imported as a module, that class carries its module name instead)."""
+    main = "__main__."
+    if stored is None:
+        return False
+    if stored.startswith(main):
+        return stored == given or given.endswith("." + stored.removeprefix(main))
+    if given.startswith(main):
+        return stored.endswith("." + given.removeprefix(main))
+    return stored == given
+
+
 def check_plain(value: object, where: str = "metadata") -> None:
     """Raise TypeError unless ``value`` is tensors, numbers, strings, None, lists, tuples and
     dicts with str/int keys — exactly what ``torch.load(weights_only=True)`` reads back. Subclasses
@@ -117,7 +130,7 @@ def check_identity(checkpoint: Mapping[str, Any], model: nn.Module, task: object
     if task is not None:
         pairs.append(("task", checkpoint.get("task_class"), class_path(task)))
     for what, stored, given in pairs:
-        if stored != given:
+        if not _same_class(stored, given):
             raise CheckpointError(f"the checkpoint was written for {what} class {stored}, but got {given}; "
                                   f"build a {stored} (with the checkpoint's config) or use another run_dir")
 
