@@ -2,6 +2,7 @@
 
 import csv
 import math
+from collections import namedtuple
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from tiny_training import NoisyRegression, dataset, model, trainer
 from torch import nn
 
 from vecfield.train import CheckpointError, Trainer, TrainerConfig, WarmupCosineSchedule, load_checkpoint
+from vecfield.train.trainer import move_to_device
 
 COMPARED = ("step", "epoch", "loss", "lr", "grad_norm")
 
@@ -160,6 +162,20 @@ def test_task_contract_errors_name_the_missing_piece(tmp_path):
     with pytest.raises(ValueError, match="no val_data"):
         Trainer(NoisyRegression(), model(), dataset(),
                 TrainerConfig(run_dir=str(tmp_path), max_steps=2, validate_every=1))
+
+
+def test_batches_of_any_nesting_move_to_the_device():
+    Pair = namedtuple("Pair", ["x", "y"])
+
+    class Graph:
+        def to(self, device):
+            self.device = device
+            return self
+
+    batch = {"pair": Pair(torch.ones(2), [torch.zeros(1), "label"]), "graph": Graph(), "n": 3}
+    moved = move_to_device(batch, torch.device("cpu"))
+    assert isinstance(moved["pair"], Pair) and moved["pair"].y[1] == "label" and moved["n"] == 3
+    assert torch.equal(moved["pair"].x, torch.ones(2)) and moved["graph"].device == torch.device("cpu")
 
 
 def test_resume_refuses_a_changed_config_another_model_or_resume_false(tmp_path):

@@ -67,14 +67,16 @@ class TrainSummary:
 def move_to_device(batch: Any, device: torch.device) -> Any:
     """Tensors (also inside dicts, lists and tuples, and objects with ``.to`` such as graph batches)
     moved to ``device``; everything else unchanged."""
-    if isinstance(batch, Tensor) or (hasattr(batch, "to") and not isinstance(batch, type)):
-        return batch.to(device, non_blocking=True) if isinstance(batch, Tensor) else batch.to(device)
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
         return {key: move_to_device(value, device) for key, value in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
         return type(batch)(*(move_to_device(value, device) for value in batch))
     if isinstance(batch, list | tuple):
         return type(batch)(move_to_device(value, device) for value in batch)
+    if callable(getattr(batch, "to", None)) and not isinstance(batch, type):
+        return batch.to(device)
     return batch
 
 
