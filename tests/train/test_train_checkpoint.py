@@ -110,7 +110,8 @@ def test_rotation_keeps_the_last_k_and_the_best(tmp_path):
     checkpoint = load_model_weights(tmp_path / "checkpoints" / "step_000000020.pt", fresh)
     assert all(torch.equal(v, ema_weights[k]) for k, v in fresh.state_dict().items())
     assert torch.equal(checkpoint["metadata"]["stats"]["mean"], torch.zeros(4))
-    assert checkpoint["data_position"] == {"epoch": 2, "batch": 4} and checkpoint["rng"]["world_size"] == 1
+    assert checkpoint["data_position"] == {"epoch": 2, "batch": 4, "num_samples": 64}
+    assert checkpoint["rng"]["world_size"] == 1
 
 
 def test_metadata_must_be_plain_values(tmp_path):

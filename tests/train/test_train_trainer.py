@@ -46,6 +46,22 @@ def test_stop_and_resume_continues_bit_for_bit(tmp_path):
     assert val(tmp_path / "stopped") == val(tmp_path / "straight")
     assert_same_state(resumed, straight)
     assert resumed.best_value == straight.best_value
+    with trainer(str(tmp_path / "stopped"), validate=True) as finished:  # nothing left to do
+        assert finished.fit().step == 40
+    assert curve(tmp_path / "stopped") == curve(tmp_path / "straight")
+
+
+def test_stop_and_resume_with_loader_worker_processes(tmp_path):
+    """Workers change where batches are built, not which: the resumed curve is still exact."""
+    options = {"max_steps": 12, "num_workers": 2}
+    with trainer(str(tmp_path / "straight"), **options) as straight:
+        straight.fit()
+    with trainer(str(tmp_path / "stopped"), **options) as first:
+        first.fit(until_step=5)
+    with trainer(str(tmp_path / "stopped"), **options) as resumed:
+        resumed.fit()
+    assert curve(tmp_path / "stopped") == curve(tmp_path / "straight")
+    assert_same_state(resumed, straight)
 
 
 def test_logged_lr_follows_the_schedule_and_training_fits_the_data(tmp_path):
@@ -195,5 +211,7 @@ def test_resume_refuses_a_changed_config_another_model_or_resume_false(tmp_path)
 
     with pytest.raises(CheckpointError, match=r"task class .*NoisyRegression, but got .*OtherTask"):
         Trainer(OtherTask(), model(), dataset(), config)
+    with pytest.raises(CheckpointError, match="trained on 64 samples, train_data now has 72"):
+        Trainer(NoisyRegression(), model(), dataset(n=72), config)
     checkpoint = load_checkpoint(tmp_path / "checkpoints" / "step_000000003.pt")
     assert checkpoint["metadata"]["note"] == "tiny" and checkpoint["config"]["lr"] == 1e-2

@@ -3,7 +3,7 @@
 A checkpoint is a dict of tensors and plain Python values (see ``docs/readme/train.md``)::
 
     format, schema_version, vecfield_version, torch_version, model_class, task_class,
-    step, data_position {epoch, batch}, model, ema {weights, n_averaged} | None, optimizer,
+    step, data_position {epoch, batch, num_samples}, model, ema {weights, n_averaged} | None, optimizer,
     scheduler, rng {world_size, ranks: [per-process states]}, config, trainer_state, metadata
 
 It is written by ``torch.save`` to a temporary file that is then renamed, and read only with

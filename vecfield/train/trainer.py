@@ -181,9 +181,14 @@ class Trainer:
             load_ema_state(self.ema, checkpoint["ema"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        position = checkpoint["data_position"]
+        if position["num_samples"] != self.sampler.num_samples:
+            raise CheckpointError(
+                f"cannot resume {latest}: it was trained on {position['num_samples']} samples, train_data "
+                f"now has {self.sampler.num_samples}, so the saved data order no longer applies; use the "
+                "same training data, or start a new run_dir")
         self.step = checkpoint["step"]
-        self.epoch = checkpoint["data_position"]["epoch"]
-        self.batch_in_epoch = checkpoint["data_position"]["batch"]
+        self.epoch, self.batch_in_epoch = position["epoch"], position["batch"]
         state = checkpoint["trainer_state"]
         self.best_value, self.elapsed_s = state["best_value"], state["elapsed_s"]
         rng = checkpoint["rng"]
@@ -211,7 +216,9 @@ class Trainer:
             "format": FORMAT, "schema_version": SCHEMA_VERSION,
             "vecfield_version": vecfield.__version__, "torch_version": str(torch.__version__),
             "model_class": class_path(self.model), "task_class": class_path(self.task),
-            "step": self.step, "data_position": {"epoch": self.epoch, "batch": self.batch_in_epoch},
+            "step": self.step,
+            "data_position": {"epoch": self.epoch, "batch": self.batch_in_epoch,
+                              "num_samples": self.sampler.num_samples},
             "model": self.model.state_dict(),
             "ema": ema_state(self.ema) if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
