@@ -78,6 +78,27 @@ def test_logged_lr_follows_the_schedule_and_training_fits_the_data(tmp_path):
         assert float(row["lr"]) == pytest.approx(3e-2 * schedule(int(row["step"]) - 1), rel=1e-12)
 
 
+def test_validation_is_the_mean_over_samples_with_the_ema_weights(tmp_path):
+    """20 validation samples in batches of 8, 8, 4: the logged MSE is the full-set MSE of the EMA
+    model, and summarize_validation turns it into an RMSE."""
+    class WithRMSE(NoisyRegression):
+        def summarize_validation(self, means):
+            return {"mse": means["mse"], "rmse": math.sqrt(means["mse"])}
+
+    val = dataset(n=20, seed=2, dtype=torch.float64)
+    config = TrainerConfig(run_dir=str(tmp_path), max_steps=4, batch_size=8, validate_every=4,
+                           val_batch_size=8, progress_bar=False)
+    with Trainer(WithRMSE(), model(torch.float64), dataset(dtype=torch.float64), config, val_data=val) as run:
+        run.fit()
+        x, y = val.tensors
+        expected = torch.mean((run.ema_model(x, None) - y) ** 2).item()
+        raw = torch.mean((run.model(x, None) - y) ** 2).item()
+    logged = rows(tmp_path / "val_log.csv")
+    assert len(logged) == 1 and logged[0]["step"] == "4"
+    assert float(logged[0]["mse"]) == pytest.approx(expected, rel=1e-12) and expected != raw
+    assert float(logged[0]["rmse"]) == pytest.approx(math.sqrt(expected), rel=1e-12)
+
+
 def test_trainer_ema_is_the_exponential_average_of_the_iterates(tmp_path):
     """e_N = d^{N−1}·θ₁ + (1 − d)·Σ_{k≥2} d^{N−k}·θ_k over the weights after each update θ_k."""
     class Recording(NoisyRegression):

@@ -43,8 +43,11 @@ TRAIN_COLUMNS = ["step", "epoch", "loss", "lr", "grad_norm", "wallclock_s"]
 class Task(Protocol):
     """What the trainer optimizes. Required: ``loss``. Optional methods, checked when needed:
 
-    - ``validate(model, batch) -> dict[str, float]``: metrics of one validation batch (needs
-      ``val_data``); the trainer logs their arithmetic mean over the validation batches;
+    - ``validate(model, batch) -> dict[str, float]``: means over the samples of one validation
+      batch (needs ``val_data``); the trainer averages them over batches weighted by batch size,
+      m = Σ_k n_k·m_k / Σ_k n_k, i.e. the mean over all validation samples;
+    - ``summarize_validation(means: dict[str, float]) -> dict[str, float]``: turns those means
+      into the logged metrics (e.g. RMSE = √(mean MSE), WeatherBench2's definition);
     - ``set_curriculum(value: int) -> None``: receives the curriculum value (e.g. the number of
       autoregressive steps) before the first update that uses it (needs ``config.curriculum``).
     """
@@ -278,27 +281,30 @@ class Trainer:
         return loss_value, grad_norm
 
     def _validate(self) -> dict[str, float] | None:
-        """Mean of ``task.validate`` over the validation loader (rank 0 only; None elsewhere)."""
+        """Sample-weighted mean of ``task.validate`` over the validation loader, then the task's
+        ``summarize_validation`` if it has one (rank 0 only; None elsewhere)."""
         if self.val_loader is None:
             return None
         model = self.ema_model if self.config.validate_with_ema else self.model
         was_training = model.training
         model.eval()
         totals: dict[str, float] = {}
-        count = 0
+        num_samples, batch_size = len(self.val_loader.dataset), self.val_loader.batch_size
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            for batch in self.val_loader:
+            for k, batch in enumerate(self.val_loader):
                 metrics = self.task.validate(model, move_to_device(batch, self.device))  # type: ignore[attr-defined]
-                if count and set(metrics) != set(totals):
+                if k and set(metrics) != set(totals):
                     raise ValueError(f"validate returned metrics {sorted(metrics)} after {sorted(totals)}; "
                                      "return the same names for every batch")
+                weight = min(batch_size, num_samples - k * batch_size)  # the last batch may be short
                 for name, value in metrics.items():
-                    totals[name] = totals.get(name, 0.0) + float(value)
-                count += 1
+                    totals[name] = totals.get(name, 0.0) + weight * float(value)
         model.train(was_training)
-        if count == 0:
-            raise ValueError("the validation data yielded no batch; give it at least one sample")
-        return {name: total / count for name, total in totals.items()}
+        if num_samples == 0:
+            raise ValueError("the validation data is empty; give it at least one sample")
+        means = {name: total / num_samples for name, total in totals.items()}
+        summarize = getattr(self.task, "summarize_validation", None)
+        return {name: float(value) for name, value in summarize(means).items()} if summarize else means
 
     def _improves(self, metrics: dict[str, float] | None) -> bool:
         name = self.config.best_metric
