@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny_training import NoisyRegression, dataset, model, trainer
 from torch import nn
+from torch.utils.data import DataLoader
 
 from vecfield.train import CheckpointError, Trainer, TrainerConfig, WarmupCosineSchedule, load_checkpoint
 from vecfield.train.trainer import move_to_device
@@ -153,6 +154,13 @@ def test_curriculum_values_reach_the_task_and_the_log(tmp_path):
     assert logged == [1] * 4 + [2] * 5 + [3] * 3
 
 
+def test_progress_bar_shows_steps_loss_and_lr(tmp_path, capsys):
+    with trainer(str(tmp_path), max_steps=3, warmup_steps=1, progress_bar=True) as run:
+        run.fit()
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=" in err and "lr=" in err
+
+
 def test_bf16_autocast_on_cpu_when_requested(tmp_path):
     dtypes: list[torch.dtype] = []
 
@@ -196,6 +204,9 @@ def test_task_contract_errors_name_the_missing_piece(tmp_path):
     with pytest.raises(TypeError, match="needs a method set_curriculum"):
         Trainer(LossOnly(), model(), dataset(), TrainerConfig(run_dir=str(tmp_path), max_steps=2,
                                                               curriculum=[[0, 1]]))
+    with pytest.raises(TypeError, match=r"must be a map-style Dataset .* got a DataLoader"):
+        Trainer(NoisyRegression(), model(), DataLoader(dataset()),
+                TrainerConfig(run_dir=str(tmp_path), max_steps=2))
     with pytest.raises(ValueError, match="no val_data"):
         Trainer(NoisyRegression(), model(), dataset(),
                 TrainerConfig(run_dir=str(tmp_path), max_steps=2, validate_every=1))

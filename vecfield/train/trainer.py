@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 import vecfield
@@ -104,6 +104,11 @@ class Trainer:
             raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__}")
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for name, data in (("train_data", train_data), ("val_data", val_data)):
+            if isinstance(data, DataLoader | IterableDataset):
+                raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), got "
+                                f"a {type(data).__name__}; pass the dataset (and collate_fn): the trainer "
+                                "builds its own loader so that the data order can be resumed exactly")
         _require_method(task, "loss", "always")
         if val_data is not None:
             if config.validate_every is None:
