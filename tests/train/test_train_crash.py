@@ -27,7 +27,7 @@ def curve(run_dir: Path) -> list[tuple[str, ...]]:
 
 
 def test_sigkill_mid_run_then_resume_reproduces_the_uninterrupted_run(tmp_path):
-    steps, kill_after = 40, 22
+    steps, kill_after = 40, 16
     killed_dir = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, str(SCRIPT), str(killed_dir), "--steps", str(steps),

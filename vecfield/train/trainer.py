@@ -53,7 +53,11 @@ class Task(Protocol):
     """
 
     def loss(self, model: nn.Module, batch: Any) -> Tensor:
-        """Scalar loss of one (per-process) batch, mean-reduced over its samples."""
+        """Scalar loss of one (per-process) batch, mean-reduced over its samples.
+
+        ``model`` may be wrapped (DistributedDataParallel, torch.compile): call it, and keep
+        references to submodules or attributes you need from the bare model given to the Trainer.
+        """
         ...
 
 
