@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_training import trainer
 
@@ -50,3 +51,20 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     torch.testing.assert_close(torch.tensor(ddp_losses), torch.tensor(single_losses), rtol=1e-12, atol=0)
     assert sorted(p.name for p in (ddp_dir / "checkpoints").iterdir()) == [
         "best.pt", "step_000000008.pt", f"step_{steps:09d}.pt"]
+
+
+def test_device_and_backend_choices_are_checked(monkeypatch):
+    from vecfield.train.distributed import DistributedContext
+
+    single = DistributedContext("cpu")
+    assert (single.rank, single.world_size, single.is_main, single.distributed) == (0, 1, True, False)
+    assert single.gather({"a": 1}) == [{"a": 1}] and torch.equal(single.mean(torch.ones(2)), torch.ones(2))
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        DistributedContext("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available; use 'cpu' or 'auto'"):
+            DistributedContext("cuda")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ValueError, match="backend 'nccl' needs CUDA devices"):
+        DistributedContext("cpu", backend="nccl")
