@@ -7,6 +7,7 @@ randomness inside the loss. In float64 the two runs then agree to rounding (≈1
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,19 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     torch.testing.assert_close(torch.tensor(ddp_losses), torch.tensor(single_losses), rtol=1e-12, atol=0)
     assert sorted(p.name for p in (ddp_dir / "checkpoints").iterdir()) == [
         "best.pt", "step_000000008.pt", f"step_{steps:09d}.pt"]
+
+    # a 2-process checkpoint resumed by one process continues the same global batches
+    resumed_dir = tmp_path / "resumed"
+    (resumed_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(ddp_dir / "checkpoints" / "step_000000008.pt", resumed_dir / "checkpoints")
+    with pytest.warns(UserWarning, match="written by 2 processes and is resumed by 1"):
+        resumed = trainer(str(resumed_dir), noise=0.0, dtype=torch.float64, validate=True, max_steps=steps,
+                          batch_size=global_batch, checkpoint_every=4)
+    with resumed:
+        assert resumed.step == 8
+        resumed.fit()
+    for name, tensor in single.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], tensor, rtol=1e-12, atol=1e-12)
 
 
 def test_device_and_backend_choices_are_checked(monkeypatch):
