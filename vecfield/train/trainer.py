@@ -186,19 +186,18 @@ class Trainer:
         checkpoint = load_checkpoint(latest)
         check_identity(checkpoint, self.model, self.task)
         self._check_config(checkpoint["config"], latest)
-        self.model.load_state_dict(checkpoint["model"])
-        if self.ema is not None:
-            if checkpoint["ema"] is None:
-                raise CheckpointError(f"{latest} holds no EMA weights but ema_decay is set; they must agree")
-            load_ema_state(self.ema, checkpoint["ema"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
         position = checkpoint["data_position"]
         if position["num_samples"] != self.sampler.num_samples:
             raise CheckpointError(
                 f"cannot resume {latest}: it was trained on {position['num_samples']} samples, train_data "
                 f"now has {self.sampler.num_samples}, so the saved data order no longer applies; use the "
                 "same training data, or start a new run_dir")
+        self.model.load_state_dict(checkpoint["model"])
+        if self.ema is not None:
+            assert checkpoint["ema"] is not None, "equal configs imply equal ema_decay"
+            load_ema_state(self.ema, checkpoint["ema"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.step = checkpoint["step"]
         self.epoch, self.batch_in_epoch = position["epoch"], position["batch"]
         state = checkpoint["trainer_state"]
