@@ -1,0 +1,85 @@
+"""Step schedules: the learning-rate factor (warm-up then cosine) and the integer curriculum."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WarmupCosineSchedule:
+    """Multiplicative learning-rate factor f(i) for the update with index i = 0, 1, …, N−1.
+
+    With W = ``warmup_steps``, N = ``total_steps`` and r = ``min_ratio``::
+
+        f(i) = (i + 1) / W                                     for i < W   (linear warm-up)
+        f(i) = r + (1 − r) · ½ · (1 + cos(π · (i − W) / (N − W)))   for i ≥ W   (cosine decay)
+
+    so the first update already has a non-zero rate, the peak 1 is reached at i = W − 1 (or at
+    i = 0 without warm-up) and f reaches the floor r at i = N (clamped there afterwards).
+    Used as the ``lr_lambda`` of ``torch.optim.lr_scheduler.LambdaLR``; its fields travel in the
+    scheduler's state dict as plain numbers.
+    """
+
+    warmup_steps: int
+    total_steps: int
+    min_ratio: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_steps <= self.total_steps:
+            raise ValueError(f"need 0 ≤ warmup_steps ≤ total_steps, "
+                             f"got {self.warmup_steps} and {self.total_steps}")
+        if not 0.0 <= self.min_ratio <= 1.0:
+            raise ValueError(f"min_ratio must lie in [0, 1], got {self.min_ratio}")
+
+    def __call__(self, i: int) -> float:
+        if i < self.warmup_steps:
+            return (i + 1) / self.warmup_steps
+        decay_steps = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, (i - self.warmup_steps) / decay_steps)
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class Curriculum:
+    """Piecewise-constant integer schedule from (start_step, value) pairs.
+
+    ``value_at(i)`` is the value of the last pair whose start_step ≤ i, where i counts the
+    updates completed before the current one (the first update has i = 0). GraphCast's
+    autoregressive curriculum is ``((0, 1), (s₂, 2), …, (s_k, k))``.
+    """
+
+    pairs: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        for pair in self.pairs:
+            if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
+                raise ValueError(f"curriculum entries must be [start_step, value] integer pairs, "
+                                 f"got {list(pair)}")
+        starts = [start for start, _ in self.pairs]
+        if not self.pairs or starts[0] != 0:
+            raise ValueError(f"a curriculum needs pairs whose first start_step is 0 (it sets the initial "
+                             f"value), got {[list(p) for p in self.pairs]}")
+        if any(b <= a for a, b in itertools.pairwise(starts)):
+            raise ValueError(f"curriculum start steps must increase strictly, got {starts}")
+
+    @classmethod
+    def from_pairs(cls, pairs: object) -> Curriculum:
+        """From any sequence of 2-sequences (e.g. YAML lists), validated."""
+        try:
+            normalized = tuple(tuple(pair) for pair in pairs)  # type: ignore[union-attr]
+        except TypeError:
+            raise ValueError(f"curriculum must be a list of [start_step, value] pairs, "
+                             f"got {pairs!r}") from None
+        return cls(normalized)  # type: ignore[arg-type]
+
+    def value_at(self, i: int) -> int:
+        if i < 0:
+            raise ValueError(f"step index must be ≥ 0, got {i}")
+        value = self.pairs[0][1]
+        for start, pair_value in self.pairs:
+            if start > i:
+                break
+            value = pair_value
+        return value
