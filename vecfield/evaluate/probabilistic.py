@@ -210,7 +210,8 @@ def rank_histogram(
     """Rank (Talagrand) histogram: how often the truth falls in each of the M + 1 member intervals.
 
     rank = #{m : X_m < Y} + U, with U uniform on {0…#{m : X_m = Y}} (ties broken at random with
-    ``seed``, which matters for fields with many equal values such as zero precipitation).
+    ``seed``, which matters for fields with many equal values such as zero precipitation; the
+    draws depend on the dask chunking, so tied ranks may differ between chunkings).
     Returns counts with dims (rank = 0…M, prediction_timedelta, [level]), summed over init times,
     latitude and longitude. latitude_weighted=True weights each point by its mean-1 latitude weight
     (so totals are unchanged); the default counts points, which keeps chi-square tests exact.
