@@ -18,6 +18,7 @@ from vecfield.evaluate import (
     ensemble_mean_rmse,
     ensemble_variance,
     mae,
+    probabilistic_scores,
     rank_histogram,
     spread_skill_ratio,
 )
@@ -221,3 +222,24 @@ def test_forecasts_without_the_ensemble_dim_are_refused_with_a_hint():
     forecast, truth = point_case([0.0, 1.0], 0.5)
     with pytest.raises(ValueError, match=r"rename\(number='realization'\)"):
         crps(forecast.rename(realization="number"), truth)
+
+
+def test_scores_from_one_alignment_match_the_single_functions():
+    forecast, truth = calibrated_ensemble(3, seed=24)
+    scores = probabilistic_scores(forecast, truth)
+    singles = {
+        "crps": crps,
+        "crps_skill": crps_skill,
+        "crps_spread": crps_spread,
+        "ensemble_mean_mse": ensemble_mean_mse,
+        "ensemble_mean_rmse": ensemble_mean_rmse,
+        "ensemble_variance": ensemble_variance,
+        "debiased_ensemble_mean_mse": debiased_ensemble_mean_mse,
+        "spread_skill_ratio": spread_skill_ratio,
+    }
+    assert set(scores) == set(singles)
+    for name, function in singles.items():
+        xr.testing.assert_allclose(scores[name], function(forecast, truth))
+    one_member = probabilistic_scores(forecast.isel(realization=[0]), truth)
+    assert "spread_skill_ratio" not in one_member
+    xr.testing.assert_allclose(one_member["crps"], one_member["crps_skill"])

@@ -26,6 +26,7 @@ from vecfield.evaluate.probabilistic import (
     ensemble_mean_mse,
     ensemble_mean_rmse,
     ensemble_variance,
+    probabilistic_scores,
     rank_histogram,
     spread_skill_ratio,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "make_latitude_increasing",
     "mse",
     "persistence_forecast",
+    "probabilistic_scores",
     "rank_histogram",
     "rmse",
     "rmse_sqrt_before_time_mean",

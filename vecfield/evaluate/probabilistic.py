@@ -94,7 +94,7 @@ def crps_skill(
 ) -> xr.Dataset:
     """Eq. (1): mean_t ⟨mean_m |X_m − Y|⟩."""
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    return spatial_mean(abs(members - observed).mean(ensemble_dim)).mean(INIT_DIM)
+    return _skill_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
 
 
 def crps_spread(
@@ -108,7 +108,7 @@ def crps_spread(
     ``truth`` is only used to select the same (init, lead) pairs as the other scores.
     """
     members, _ = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    return spatial_mean(pointwise_fair_spread(members, ensemble_dim)).mean(INIT_DIM)
+    return _spread_per_init(members, ensemble_dim).mean(INIT_DIM)
 
 
 def crps(
@@ -119,10 +119,16 @@ def crps(
 ) -> xr.Dataset:
     """Continuous ranked probability score with the fair spread, eq. (3): skill − ½·spread."""
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    pointwise = abs(members - observed).mean(ensemble_dim) - 0.5 * pointwise_fair_spread(
-        members, ensemble_dim
-    )
-    return spatial_mean(pointwise).mean(INIT_DIM)
+    skill = _skill_per_init(members, observed, ensemble_dim)
+    return (skill - 0.5 * _spread_per_init(members, ensemble_dim)).mean(INIT_DIM)
+
+
+def _skill_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
+    return spatial_mean(abs(members - observed).mean(ensemble_dim))
+
+
+def _spread_per_init(members: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
+    return spatial_mean(pointwise_fair_spread(members, ensemble_dim))
 
 
 def _ensemble_variance_per_init(members: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
@@ -193,10 +199,46 @@ def spread_skill_ratio(
     """
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
     m = _require_members(members, ensemble_dim, 2, "spread_skill_ratio")
-    spread = np.sqrt(_ensemble_variance_per_init(members, ensemble_dim).mean(INIT_DIM))
-    skill = np.sqrt(_ensemble_mean_mse_per_init(members, observed, ensemble_dim).mean(INIT_DIM))
-    factor = np.sqrt((m + 1) / m) if finite_ensemble_correction else 1.0
-    return factor * spread / skill
+    variance = _ensemble_variance_per_init(members, ensemble_dim).mean(INIT_DIM)
+    mean_mse = _ensemble_mean_mse_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+    return _spread_skill(variance, mean_mse, m, finite_ensemble_correction)
+
+
+def _spread_skill(variance: xr.Dataset, mean_mse: xr.Dataset, m: int, corrected: bool) -> xr.Dataset:
+    factor = np.sqrt((m + 1) / m) if corrected else 1.0
+    return factor * np.sqrt(variance) / np.sqrt(mean_mse)
+
+
+def probabilistic_scores(
+    forecast: xr.Dataset,
+    truth: xr.Dataset,
+    ensemble_dim: str = ENSEMBLE_DIM,
+    missing: MissingPolicy = "raise",
+) -> dict[str, xr.Dataset]:
+    """All ensemble scores from one alignment, each (prediction_timedelta, [level]).
+
+    Keys: "crps", "crps_skill", "crps_spread", "ensemble_mean_mse", "ensemble_mean_rmse", and for
+    M ≥ 2 also "ensemble_variance", "debiased_ensemble_mean_mse" and "spread_skill_ratio"
+    (finite-ensemble corrected, eq. 7).
+    """
+    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
+    m = _ensemble_size(members, ensemble_dim)
+    skill = _skill_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+    spread = _spread_per_init(members, ensemble_dim).mean(INIT_DIM)
+    mean_mse = _ensemble_mean_mse_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+    scores = {
+        "crps": skill - 0.5 * spread,
+        "crps_skill": skill,
+        "crps_spread": spread,
+        "ensemble_mean_mse": mean_mse,
+        "ensemble_mean_rmse": np.sqrt(mean_mse),
+    }
+    if m >= 2:
+        variance = _ensemble_variance_per_init(members, ensemble_dim).mean(INIT_DIM)
+        scores["ensemble_variance"] = variance
+        scores["debiased_ensemble_mean_mse"] = mean_mse - variance / m
+        scores["spread_skill_ratio"] = _spread_skill(variance, mean_mse, m, corrected=True)
+    return scores
 
 
 def rank_histogram(
