@@ -84,3 +84,14 @@ def test_persistence_repeats_the_initial_state_over_leads():
             np.testing.assert_array_equal(forecast["x"].values[k, j], truth["x"].sel(time=init).values)
     with pytest.raises(ValueError, match="persistence needs the truth at every init time"):
         persistence_forecast(truth, np.array(["1999-01-01"], dtype="datetime64[ns]"), hours(6))
+
+
+def test_missing_values_are_skipped_not_counted():
+    truth = two_year_truth()
+    values = truth["x"].values.copy()
+    values[0, 0, 0] = np.nan  # 2001-01-01T00 at one cell: day 1, hour 0 then averages 2002 alone
+    truth = truth.copy(data={"x": values})
+    for data in (truth, truth.chunk({"time": 97})):
+        climatology = compute_climatology(data, window_days=1)["x"].sel(dayofyear=1, hour=0).compute()
+        assert climatology.values[0, 0] == pytest.approx(1 + 1000.0)
+        assert climatology.values[1, 1] == pytest.approx(1 + 500.0)

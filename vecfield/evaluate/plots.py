@@ -56,6 +56,7 @@ def plot_scores_vs_lead(
             raise ValueError(
                 f"scores[{name!r}] has no {LEAD_DIM!r} dim; pass per-lead scores such as rmse(...)"
             )
+    scores = {name: dataset.compute() for name, dataset in scores.items()}  # evaluate each graph once
     panels = _panels(scores)
     columns = min(columns, len(panels))
     rows = math.ceil(len(panels) / columns)
@@ -69,7 +70,7 @@ def plot_scores_vs_lead(
         for system, dataset in scores.items():
             if variable not in dataset.data_vars:
                 continue
-            field = dataset[variable].compute()
+            field = dataset[variable]
             if level is not None:
                 if "level" not in field.dims or level not in field["level"].values:
                     continue
