@@ -243,3 +243,13 @@ def test_scores_from_one_alignment_match_the_single_functions():
     one_member = probabilistic_scores(forecast.isel(realization=[0]), truth)
     assert "spread_skill_ratio" not in one_member
     xr.testing.assert_allclose(one_member["crps"], one_member["crps_skill"])
+
+
+@pytest.mark.parametrize("m", [2, 5, 16])
+def test_sorted_fair_spread_equals_the_pair_sum_with_ties(m):
+    # integer members make ties common; the identity ΣΣ|Xi − Xj| = 2Σ_k (2k − M − 1) X_(k) still holds
+    values = np.random.default_rng(m).integers(0, 4, size=(200, m)).astype(np.float64)
+    forecast, truth = spread_points(values, np.zeros(200))
+    pair_sum = sum(np.abs(values[:, i] - values[:, j]) for i, j in itertools.permutations(range(m), 2))
+    expected = (pair_sum / (m * (m - 1))).mean()
+    assert crps_spread(forecast, truth)["x"].item() == pytest.approx(expected, rel=1e-12)
