@@ -131,3 +131,9 @@ def test_ensemble_forecasts_are_refused_by_deterministic_scores():
     ensemble = forecast.expand_dims(realization=3)
     with pytest.raises(ValueError, match=r"forecast.mean\('realization'\)"):
         rmse(ensemble, truth)
+
+
+def test_acc_refuses_a_climatology_without_the_forecasts_field_dims():
+    forecast, truth = one_lead_case([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match="field dims"):
+        acc(forecast, truth, climatology_by_day_and_hour().expand_dims(level=[500]))

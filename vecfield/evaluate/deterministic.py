@@ -24,6 +24,7 @@ import xarray as xr
 from vecfield.evaluate.align import (
     ENSEMBLE_DIM,
     INIT_DIM,
+    LEAD_DIM,
     MissingPolicy,
     align_truth,
     check_aligned_grid,
@@ -88,6 +89,14 @@ def _acc(pair: _Pair, climatology: xr.Dataset) -> xr.Dataset:
         raise ValueError(
             f"climatology lacks variables {missing_vars}; it has {sorted(map(str, climatology.data_vars))}"
         )
+    for name, variable in pair.truth.data_vars.items():
+        field_dims = set(variable.dims) - {INIT_DIM, LEAD_DIM}
+        climatology_dims = set(climatology[name].dims) - {"dayofyear", "hour"}
+        if field_dims != climatology_dims:
+            raise ValueError(
+                f"climatology variable {name!r} has field dims {sorted(climatology_dims)} but the forecast "
+                f"has {sorted(field_dims)}; they must match"
+            )
     climatology = make_latitude_increasing(climatology[list(pair.forecast.data_vars)])
     check_aligned_grid(pair.truth, climatology, "climatology")
     climatology = climatology.assign_coords(
