@@ -253,3 +253,24 @@ def test_sorted_fair_spread_equals_the_pair_sum_with_ties(m):
     pair_sum = sum(np.abs(values[:, i] - values[:, j]) for i, j in itertools.permutations(range(m), 2))
     expected = (pair_sum / (m * (m - 1))).mean()
     assert crps_spread(forecast, truth)["x"].item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_cells_where_the_truth_is_nan_are_left_out_of_every_term():
+    # 3 × 2 grid, weights 0.75, 1.5, 0.75 by row; the truth is NaN on row 0, so the means run over
+    # rows 1 and 2 with weights 1.5 and 0.75 (global weights, not re-derived from a cut grid)
+    from evalhelpers import THREE_LATITUDES, TWO_LONGITUDES
+
+    rng = np.random.default_rng(31)
+    members = rng.normal(size=(4, 3, 2))  # (member, lat, lon)
+    observed = rng.normal(size=(3, 2))
+    observed[0] = np.nan
+    forecast = forecast_dataset(members[None, None], INIT, LEAD0, THREE_LATITUDES, TWO_LONGITUDES)
+    truth = truth_dataset(observed[None], INIT, THREE_LATITUDES, TWO_LONGITUDES)
+    pair_sum = sum(np.abs(members[i] - members[j]) for i, j in itertools.permutations(range(4), 2))
+    pointwise = np.abs(members - observed).mean(axis=0) - 0.5 * pair_sum / 12  # (lat, lon)
+    expected = (1.5 * pointwise[1].mean() + 0.75 * pointwise[2].mean()) / 2.25
+    assert crps(forecast, truth)["x"].item() == pytest.approx(expected, rel=1e-12)
+    spread = pair_sum / 12
+    expected_spread = (1.5 * spread[1].mean() + 0.75 * spread[2].mean()) / 2.25
+    assert crps_spread(forecast, truth)["x"].item() == pytest.approx(expected_spread, rel=1e-12)
+    assert rank_histogram(forecast, truth)["x"].values.sum() == 4

@@ -14,6 +14,7 @@ mean_t = mean over initialization times. Every function returns a Dataset with d
 
 In (5) the climatology c is taken at the VALID time (day of year and hour of init + lead) and
 the anomalies are uncentred (no spatial mean removed), as in WeatherBench2. By Jensen, (3) ≤ (2).
+Cells where forecast or truth is NaN are left out of ⟨·⟩ (their weight drops from the denominator).
 """
 
 from typing import NamedTuple
@@ -103,6 +104,9 @@ def _acc(pair: _Pair, climatology: xr.Dataset) -> xr.Dataset:
         latitude=pair.truth["latitude"], longitude=pair.truth["longitude"]
     )
     if "level" in pair.forecast.dims and "level" in climatology.dims:
+        absent = np.setdiff1d(pair.forecast["level"].values, climatology["level"].values)
+        if absent.size:
+            raise ValueError(f"climatology lacks levels {absent.tolist()} of the forecast")
         climatology = climatology.sel(level=pair.forecast["level"].values)
     clim = climatology_at(climatology, pair.truth["valid_time"])
     forecast_anomaly = pair.forecast - clim

@@ -24,6 +24,9 @@ the CRPS of the distribution the members are drawn from.
 root of the time-mean of the area-weighted mean, and the factor sqrt((M+1)/M) corrects for the
 finite ensemble: if Y and the X_m are exchangeable, E[(X̄ − Y)²] = σ²(M+1)/M while E[s²] = σ², so
 the corrected ratio is 1 and the uncorrected one sqrt(M/(M+1)).
+
+Cells where the truth is NaN (missing data, or outside a region set to NaN) are left out of every
+term, so spread and skill always average over the same cells.
 """
 
 import dask.array
@@ -105,10 +108,10 @@ def crps_spread(
 ) -> xr.Dataset:
     """Eq. (2): mean_t ⟨fair E|X − X'|⟩ (the full E|X − X'|; CRPS subtracts half of it).
 
-    ``truth`` is only used to select the same (init, lead) pairs as the other scores.
+    ``truth`` selects the same (init, lead) pairs and cells (where it is not NaN) as the other scores.
     """
-    members, _ = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    return _spread_per_init(members, ensemble_dim).mean(INIT_DIM)
+    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
+    return _spread_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
 
 
 def crps(
@@ -120,19 +123,20 @@ def crps(
     """Continuous ranked probability score with the fair spread, eq. (3): skill − ½·spread."""
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
     skill = _skill_per_init(members, observed, ensemble_dim)
-    return (skill - 0.5 * _spread_per_init(members, ensemble_dim)).mean(INIT_DIM)
+    return (skill - 0.5 * _spread_per_init(members, observed, ensemble_dim)).mean(INIT_DIM)
 
 
 def _skill_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
     return spatial_mean(abs(members - observed).mean(ensemble_dim))
 
 
-def _spread_per_init(members: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
-    return spatial_mean(pointwise_fair_spread(members, ensemble_dim))
+def _spread_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
+    # only where the truth exists, so that spread, skill and CRPS average over the same cells
+    return spatial_mean(pointwise_fair_spread(members, ensemble_dim).where(observed.notnull()))
 
 
-def _ensemble_variance_per_init(members: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
-    return spatial_mean(members.var(ensemble_dim, ddof=1))
+def _ensemble_variance_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
+    return spatial_mean(members.var(ensemble_dim, ddof=1).where(observed.notnull()))
 
 
 def _ensemble_mean_mse_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
@@ -146,9 +150,9 @@ def ensemble_variance(
     missing: MissingPolicy = "raise",
 ) -> xr.Dataset:
     """Eq. (4): mean_t ⟨unbiased (ddof=1) variance over members⟩; needs M ≥ 2."""
-    members, _ = _ensemble_pair(forecast, truth, ensemble_dim, missing)
+    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
     _require_members(members, ensemble_dim, 2, "ensemble_variance")
-    return _ensemble_variance_per_init(members, ensemble_dim).mean(INIT_DIM)
+    return _ensemble_variance_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
 
 
 def ensemble_mean_mse(
@@ -182,7 +186,7 @@ def debiased_ensemble_mean_mse(
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
     m = _require_members(members, ensemble_dim, 2, "debiased_ensemble_mean_mse")
     per_init = _ensemble_mean_mse_per_init(members, observed, ensemble_dim)
-    return (per_init - _ensemble_variance_per_init(members, ensemble_dim) / m).mean(INIT_DIM)
+    return (per_init - _ensemble_variance_per_init(members, observed, ensemble_dim) / m).mean(INIT_DIM)
 
 
 def spread_skill_ratio(
@@ -199,7 +203,7 @@ def spread_skill_ratio(
     """
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
     m = _require_members(members, ensemble_dim, 2, "spread_skill_ratio")
-    variance = _ensemble_variance_per_init(members, ensemble_dim).mean(INIT_DIM)
+    variance = _ensemble_variance_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
     mean_mse = _ensemble_mean_mse_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
     return _spread_skill(variance, mean_mse, m, finite_ensemble_correction)
 
@@ -224,7 +228,7 @@ def probabilistic_scores(
     members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
     m = _ensemble_size(members, ensemble_dim)
     skill = _skill_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
-    spread = _spread_per_init(members, ensemble_dim).mean(INIT_DIM)
+    spread = _spread_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
     mean_mse = _ensemble_mean_mse_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
     scores = {
         "crps": skill - 0.5 * spread,
@@ -234,7 +238,7 @@ def probabilistic_scores(
         "ensemble_mean_rmse": np.sqrt(mean_mse),
     }
     if m >= 2:
-        variance = _ensemble_variance_per_init(members, ensemble_dim).mean(INIT_DIM)
+        variance = _ensemble_variance_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
         scores["ensemble_variance"] = variance
         scores["debiased_ensemble_mean_mse"] = mean_mse - variance / m
         scores["spread_skill_ratio"] = _spread_skill(variance, mean_mse, m, corrected=True)
@@ -263,7 +267,7 @@ def rank_histogram(
     m = _ensemble_size(members, ensemble_dim)
     below = (members < observed).sum(ensemble_dim)
     ties = (members == observed).sum(ensemble_dim)
-    ranks = below + np.floor(_uniform_like(below, seed) * (ties + 1))
+    ranks = (below + np.floor(_uniform_like(below, seed) * (ties + 1))).where(observed.notnull())
     weights = latitude_weights(observed["latitude"]) if latitude_weighted else 1.0
     counts = [(ranks == r) * weights for r in range(m + 1)]
     histogram = xr.concat(counts, dim=xr.DataArray(np.arange(m + 1), dims=RANK_DIM, name=RANK_DIM))
