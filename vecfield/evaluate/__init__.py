@@ -30,9 +30,12 @@ from vecfield.evaluate.probabilistic import (
     rank_histogram,
     spread_skill_ratio,
 )
+from vecfield.evaluate.regions import REGIONS, Region, restrict_to_region
 from vecfield.evaluate.weights import latitude_weights, spatial_mean
 
 __all__ = [
+    "REGIONS",
+    "Region",
     "acc",
     "align_truth",
     "bias",
@@ -54,6 +57,7 @@ __all__ = [
     "persistence_forecast",
     "probabilistic_scores",
     "rank_histogram",
+    "restrict_to_region",
     "rmse",
     "rmse_sqrt_before_time_mean",
     "spatial_mean",
