@@ -136,3 +136,10 @@ def test_alignment_stays_lazy_on_dask_input(truth):
     score = rmse(forecast, lazy_truth)
     assert score["x"].chunks is not None
     np.testing.assert_allclose(score["x"].values, 0.0, atol=1e-12)
+
+
+def test_a_longitude_convention_mismatch_gets_its_own_fix(truth):
+    forecast = forecast_dataset(truth_at(truth, INITS, LEADS), INITS, LEADS, LAT, LON)
+    shifted = forecast.assign_coords(longitude=np.where(LON >= 180, LON - 360, LON)).sortby("longitude")
+    with pytest.raises(ValueError, match=r"longitude conventions .* % 360"):
+        rmse(shifted, truth)

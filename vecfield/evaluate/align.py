@@ -106,6 +106,15 @@ def check_aligned_grid(
     for dim in ("latitude", "longitude"):
         ref, oth = reference[dim].values, other[dim].values
         if ref.shape != oth.shape or not np.allclose(ref, oth, rtol=0.0, atol=GRID_ATOL_DEGREES):
+            if dim == "longitude" and ref.shape == oth.shape:
+                wrapped = np.sort(oth % 360.0)
+                if np.allclose(np.sort(ref % 360.0), wrapped, rtol=0.0, atol=GRID_ATOL_DEGREES):
+                    raise ValueError(
+                        f"{other_name} and truth use different longitude conventions "
+                        f"({oth.min():g}..{oth.max():g} vs {ref.min():g}..{ref.max():g}); "
+                        "bring both to [0, 360) with "
+                        "ds.assign_coords(longitude=ds.longitude % 360).sortby('longitude')"
+                    )
             raise ValueError(
                 f"{other_name} {dim} grid ({oth.size} points, {oth.min():g}..{oth.max():g}) differs "
                 f"from the truth's ({ref.size} points, {ref.min():g}..{ref.max():g}) "
