@@ -101,6 +101,8 @@ def test_plots_are_written_as_png(tmp_path, small_case):
         "rmse.png",
         "ssr.png",
     ]
+    with pytest.raises(ValueError, match=r"leads \['7 h'\] are not in the forecast"):
+        plot_maps(model, truth, "t2m", truth["time"].values[0], hours(7), tmp_path / "x.png")
     with pytest.raises(ValueError, match="pass level="):
         plot_maps(model, truth, "t", truth["time"].values[0], hours(6), tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"forecast.mean\('realization'\)"):

@@ -120,7 +120,12 @@ def plot_maps(
     init = np.datetime64(pd.Timestamp(init_time))
     if init not in forecast[INIT_DIM].values:
         raise ValueError(f"init time {init} is not in the forecast's 'time' (initialization times)")
-    selected = forecast[[variable]].sel({INIT_DIM: [init], LEAD_DIM: list(leads)})
+    leads = np.asarray(leads, dtype="timedelta64[ns]")
+    absent = [format_lead(lead) for lead in leads if lead not in forecast[LEAD_DIM].values]
+    if absent:
+        available = [format_lead(lead) for lead in forecast[LEAD_DIM].values]
+        raise ValueError(f"leads {absent} are not in the forecast; it has {available}")
+    selected = forecast[[variable]].sel({INIT_DIM: [init], LEAD_DIM: leads})
     selected, observed = align_truth(selected, truth)
     if "level" in selected.dims:
         if level is None:
