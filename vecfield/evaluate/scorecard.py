@@ -93,7 +93,7 @@ def scorecard_markdown(
                 reference = _value(scores[model], variable, level, lead)
                 if value is None or not np.isfinite(value):
                     cells.append("–")
-                elif system == model or reference is None or value == 0:
+                elif system == model or reference is None or not np.isfinite(reference) or value == 0:
                     cells.append(f"{value:.4g}")
                 else:
                     cells.append(f"{value:.4g} ({reference / value:.2f})")
