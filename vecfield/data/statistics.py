@@ -44,9 +44,11 @@ def compute_statistics(ds: xr.Dataset, train: tuple[str, str] | None = None) -> 
 
 
 def write_statistics(store: str | Path, statistics: dict[str, xr.Dataset]) -> None:
-    """Write the statistics as zarr groups ``statistics/{mean,std,diff_std}`` of ``store``."""
+    """Write the statistics as zarr (v2) groups ``statistics/{mean,std,diff_std}`` of ``store``."""
     for kind in STATISTICS:
-        statistics[kind].to_zarr(store, group=f"{_GROUP}/{kind}", mode="w", consolidated=False)
+        statistics[kind].drop_encoding().to_zarr(
+            store, group=f"{_GROUP}/{kind}", mode="w", consolidated=False, zarr_format=2
+        )
 
 
 def load_statistics(store: str | Path) -> dict[str, xr.Dataset]:
