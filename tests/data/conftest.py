@@ -1,11 +1,14 @@
 """Fixtures of tests/data: small synthetic ERA5-like datasets (canonical names, hourly, poles)."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
+from vecfield.config import DatasetConfig, from_dict
+from vecfield.data.build import build_dataset
 from vecfield.data.forcings import toa_incident_solar_radiation
 from vecfield.data.regrid import regular_grid
 
@@ -73,3 +76,41 @@ def _synthetic_era5(hours: int = 72, resolution: float = 15.0, seed: int = 0) ->
 def synthetic_era5() -> Callable[..., xr.Dataset]:
     """The factory ``synthetic_era5(hours=72, resolution=15.0, seed=0) -> xr.Dataset``."""
     return _synthetic_era5
+
+
+def _dataset_config(folder, source, **overrides) -> DatasetConfig:
+    data = {
+        "output": str(folder / "out" / "train.zarr"),
+        "sources": [{"path": str(source)}],
+        "variables": ["geopotential", "temperature", "2m_temperature", "total_precipitation_6hr"],
+        "levels": [500, 850],
+        "static": ["land_sea_mask", "geopotential_at_surface"],
+        "time": {"start": "2020-01-01T06", "end": "2020-01-03T18", "step_hours": 6},
+        "splits": {"train": ["2020-01-01T06", "2020-01-02T18"], "val": ["2020-01-03T00", "2020-01-03T18"]},
+        "time_block": 4,
+    }
+    data.update(overrides)
+    return from_dict(DatasetConfig, data)
+
+
+@pytest.fixture(scope="session")
+def dataset_config() -> Callable[..., DatasetConfig]:
+    """The factory ``dataset_config(folder, source, **overrides)``: 11 six-hourly states, 3 blocks."""
+    return _dataset_config
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory) -> Path:
+    """The synthetic ERA5 store (zarr v3, hourly)."""
+    path = tmp_path_factory.mktemp("source") / "source.zarr"
+    _synthetic_era5().to_zarr(path, zarr_format=3, consolidated=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, source) -> Path:
+    """The dataset of the default config, built once per session."""
+    folder = tmp_path_factory.mktemp("built")
+    output = build_dataset(_dataset_config(folder, source), progress=False)
+    assert not (folder / "out" / "train.zarr.partial").exists()
+    return output

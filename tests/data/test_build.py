@@ -8,7 +8,7 @@ import xarray as xr
 import yaml
 import zarr
 
-from vecfield.config import DatasetConfig, from_dict, to_dict
+from vecfield.config import to_dict
 from vecfield.data import build as build_module
 from vecfield.data.build import build_dataset
 from vecfield.data.forcings import compute_forcings
@@ -19,38 +19,7 @@ class _InterruptedError(RuntimeError):
     """Stands in for a crash or Ctrl-C in the middle of a build."""
 
 
-def _config(tmp_path, source, **overrides) -> DatasetConfig:
-    data = {
-        "output": str(tmp_path / "out" / "train.zarr"),
-        "sources": [{"path": str(source)}],
-        "variables": ["geopotential", "temperature", "2m_temperature", "total_precipitation_6hr"],
-        "levels": [500, 850],
-        "static": ["land_sea_mask", "geopotential_at_surface"],
-        "time": {"start": "2020-01-01T06", "end": "2020-01-03T18", "step_hours": 6},
-        "splits": {"train": ["2020-01-01T06", "2020-01-02T18"], "val": ["2020-01-03T00", "2020-01-03T18"]},
-        "time_block": 4,
-    }
-    data.update(overrides)
-    return from_dict(DatasetConfig, data)
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory, synthetic_era5):
-    path = tmp_path_factory.mktemp("source") / "source.zarr"
-    synthetic_era5().to_zarr(path, zarr_format=3, consolidated=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, source):
-    """The dataset of the default config, built once for this module."""
-    folder = tmp_path_factory.mktemp("built")
-    output = build_dataset(_config(folder, source), progress=False)
-    assert not (folder / "out" / "train.zarr.partial").exists()
-    return output
-
-
-def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
+def test_build_writes_complete_chunked_dataset(dataset_config, built, source, synthetic_era5):
     output = built
     raw = synthetic_era5()
     ds = xr.open_zarr(output, consolidated=True)
@@ -94,8 +63,8 @@ def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
     assert zarr.open_consolidated(str(output), zarr_format=2) is not None
 
 
-def test_build_resumes_without_redoing_finished_blocks(tmp_path, source, built, monkeypatch):
-    config = _config(tmp_path, source)
+def test_build_resumes_without_redoing_finished_blocks(dataset_config, tmp_path, source, built, monkeypatch):
+    config = dataset_config(tmp_path, source)
     original = build_module._write_block
     calls = []
     interrupt = [True]
@@ -119,30 +88,30 @@ def test_build_resumes_without_redoing_finished_blocks(tmp_path, source, built, 
     xr.testing.assert_identical(resumed.drop_attrs(), xr.open_zarr(built).load().drop_attrs())
 
 
-def test_regridded_and_cropped_build(tmp_path, source):
+def test_regridded_and_cropped_build(dataset_config, tmp_path, source):
     short = {
         "time": {"start": "2020-01-01T06", "end": "2020-01-02T00"},
         "splits": {"train": ["2020-01-01T06", "2020-01-01T18"]},
         "grid": {"resolution": 30.0, "include_poles": True, "area": [75, -30, 30, 45]},
     }
-    ds = xr.open_zarr(build_dataset(_config(tmp_path, source, **short), progress=False))
+    ds = xr.open_zarr(build_dataset(dataset_config(tmp_path, source, **short), progress=False))
     assert ds["latitude"].values.tolist() == [30.0, 60.0]
     assert ds["longitude"].values.tolist() == [330.0, 0.0, 30.0]  # west → east across 0°
     assert ds["geopotential"].shape == (4, 2, 2, 3)
 
 
-def test_nans_stop_the_build_and_nothing_is_renamed(tmp_path, synthetic_era5):
+def test_nans_stop_the_build_and_nothing_is_renamed(dataset_config, tmp_path, synthetic_era5):
     raw = synthetic_era5()
     raw["temperature"][30, 1, 2, 3] = np.nan
     path = tmp_path / "nan.zarr"
     raw.to_zarr(path, zarr_format=2)
-    config = _config(tmp_path, path)
+    config = dataset_config(tmp_path, path)
     with pytest.raises(
         ValueError, match=r"temperature: 1 in time block 1, e.g. time=2020-01-02T06, level=850"
     ):
         build_dataset(config, progress=False)
     assert not (tmp_path / "out" / "train.zarr").exists()
-    filled = _config(
+    filled = dataset_config(
         tmp_path,
         path,
         output=str(tmp_path / "filled.zarr"),
@@ -185,21 +154,21 @@ def test_nans_stop_the_build_and_nothing_is_renamed(tmp_path, synthetic_era5):
         ),
     ],
 )
-def test_bad_configs_are_clear_errors(tmp_path, source, overrides, message):
+def test_bad_configs_are_clear_errors(dataset_config, tmp_path, source, overrides, message):
     with pytest.raises(ValueError, match=message):
-        build_dataset(_config(tmp_path, source, **overrides), progress=False)
+        build_dataset(dataset_config(tmp_path, source, **overrides), progress=False)
     assert not (tmp_path / "out" / "train.zarr.partial").exists()
 
 
-def test_duplicated_and_irregular_times_are_errors(tmp_path, synthetic_era5):
+def test_duplicated_and_irregular_times_are_errors(dataset_config, tmp_path, synthetic_era5):
     raw = synthetic_era5()
     path = tmp_path / "gap.zarr"
     raw.drop_isel(time=[20]).to_zarr(path, zarr_format=2)
     with pytest.raises(ValueError, match=r"non-uniform time steps"):
-        build_dataset(_config(tmp_path, path), progress=False)
+        build_dataset(dataset_config(tmp_path, path), progress=False)
 
 
-def test_wrong_tisr_convention_is_an_error(tmp_path, synthetic_era5):
+def test_wrong_tisr_convention_is_an_error(dataset_config, tmp_path, synthetic_era5):
     raw = synthetic_era5()
     raw["toa_incident_solar_radiation"] = raw["toa_incident_solar_radiation"] / 3600.0  # W m⁻² by mistake
     raw["toa_incident_solar_radiation"].attrs["units"] = "J m**-2"
@@ -208,22 +177,22 @@ def test_wrong_tisr_convention_is_an_error(tmp_path, synthetic_era5):
     with pytest.raises(
         ValueError, match=r"toa_incident_solar_radiation differs from the computed ERA5 convention"
     ):
-        build_dataset(_config(tmp_path, path), progress=False)
+        build_dataset(dataset_config(tmp_path, path), progress=False)
 
 
-def test_unwritable_output_folder_and_existing_output(tmp_path, source):
+def test_unwritable_output_folder_and_existing_output(dataset_config, tmp_path, source):
     with pytest.raises(ValueError, match=r"not writable|cannot create the output folder"):
-        build_dataset(_config(tmp_path, source, output="/proc/vecfield-test/out.zarr"), progress=False)
+        build_dataset(dataset_config(tmp_path, source, output="/proc/vecfield-test/out.zarr"), progress=False)
     (tmp_path / "exists.zarr").mkdir()
     with pytest.raises(ValueError, match="already exists; delete it"):
-        build_dataset(_config(tmp_path, source, output=str(tmp_path / "exists.zarr")), progress=False)
+        build_dataset(dataset_config(tmp_path, source, output=str(tmp_path / "exists.zarr")), progress=False)
 
 
-def test_pipeline_command_line_with_overrides(tmp_path, source):
+def test_pipeline_command_line_with_overrides(dataset_config, tmp_path, source):
     from pipelines.build_dataset import main
 
     preset = tmp_path / "preset.yaml"
-    preset.write_text(yaml.safe_dump({"dataset": to_dict(_config(tmp_path, source))}))
+    preset.write_text(yaml.safe_dump({"dataset": to_dict(dataset_config(tmp_path, source))}))
     overrides = [
         f"dataset.output={tmp_path / 'cli.zarr'}",
         "dataset.variables=[2m_temperature]",

@@ -313,6 +313,8 @@ def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
         "time_range": [np.datetime_as_string(state["time"].values[i], "m") for i in (0, -1)],
         "time_step_hours": config.time.step_hours,
         "splits": json.dumps(dataclasses.asdict(config.splits)),
+        "state_variables": list(config.variables),
+        "static_variables": list(config.static),
         "code_version": code_version(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
