@@ -92,3 +92,13 @@ def test_dataloader_batches_with_workers(built):
     for b in batches:
         for i, t in zip(b["time_index"], b["targets"], strict=True):
             torch.testing.assert_close(single[int(i)], t, rtol=0, atol=0)
+
+
+def test_in_memory_dataset_gives_the_same_samples_as_the_store(built):
+    from_store = WindowedDataset(built, n_inputs=2, n_leads=1, split="train")
+    assert set(from_store._arrays) == {*from_store.state_layout.variables, *from_store.forcing_layout.variables}
+    in_memory = WindowedDataset(xr.open_zarr(built).load(), n_inputs=2, n_leads=1, split="train")
+    assert in_memory._arrays == {}
+    for i in (0, len(from_store) - 1):
+        for key, value in from_store[i].items():
+            torch.testing.assert_close(in_memory[i][key], value, rtol=0, atol=0)

@@ -62,21 +62,32 @@ class ChannelLayout:
     def stack(self, ds: xr.Dataset) -> np.ndarray:
         """(time, nodes, channels) float32 from ``ds`` with dims (time, [level,] latitude, longitude).
 
-        Variables without a latitude/longitude dim (e.g. year progress, (time,)) are broadcast.
+        Each variable is read once. Variables without a latitude/longitude dim (e.g. year
+        progress, (time,)) are broadcast over the grid.
         """
-        shape = (ds.sizes["time"], ds.sizes["latitude"], ds.sizes["longitude"])
-        columns = []
-        for name, level in self.channels:
-            var = ds[name] if level is None else ds[name].sel(level=level)
-            var = var.transpose(*[d for d in ("time", "latitude", "longitude") if d in var.dims])
-            values = np.asarray(var.values, dtype=np.float32)
-            expand = tuple(i for i, d in enumerate(("time", "latitude", "longitude")) if d not in var.dims)
-            columns.append(np.broadcast_to(np.expand_dims(values, expand), shape).reshape(shape[0], -1))
-        return (
-            np.stack(columns, axis=-1)
-            if columns
-            else np.zeros((shape[0], shape[1] * shape[2], 0), np.float32)
-        )
+        fields = {}
+        for name in self.variables:
+            var = ds[name]
+            var = var.transpose(*[d for d in ("time", "level", "latitude", "longitude") if d in var.dims])
+            levels = [int(v) for v in var["level"].values] if "level" in var.dims else None
+            fields[name] = (np.asarray(var.values), var.dims, levels)
+        return self.stack_arrays(fields, (ds.sizes["time"], ds.sizes["latitude"], ds.sizes["longitude"]))
+
+    def stack_arrays(
+        self, fields: dict[str, tuple[np.ndarray, tuple, list[int] | None]], shape: tuple[int, int, int]
+    ) -> np.ndarray:
+        """(time, nodes, channels) float32 from name → (values, dims, levels) with dims in canonical order.
+
+        shape: (time, latitude, longitude) sizes of the output grid.
+        """
+        out = np.empty((shape[0], shape[1] * shape[2], len(self)), dtype=np.float32)
+        for channel, (name, level) in enumerate(self.channels):
+            values, dims, levels = fields[name]
+            field = values if level is None else values[:, levels.index(level)]
+            flat_dims = [d for d in dims if d != "level"]
+            expand = tuple(i for i, d in enumerate(("time", "latitude", "longitude")) if d not in flat_dims)
+            out[..., channel] = np.broadcast_to(np.expand_dims(field, expand), shape).reshape(shape[0], -1)
+        return out
 
     def unstack(
         self,
@@ -221,22 +232,59 @@ class WindowedDataset(torch.utils.data.Dataset):
             np.concatenate([static, structural], axis=-1) if static is not None else structural
         ).float()
         self.static_channels = (*self.static_layout.channels, *((k, None) for k in STRUCTURAL_FEATURES))
+        self._times = times
         self._ds = ds[[*self.state_layout.variables, *self.forcing_layout.variables]]
+        self._fields = {}  # name → (dims, levels) in canonical order, for the direct zarr path
+        for name, var in self._ds.data_vars.items():
+            order = tuple(d for d in ("time", "level", "latitude", "longitude") if d in var.dims)
+            levels = [int(v) for v in var["level"].values] if "level" in var.dims else None
+            self._fields[str(name)] = (order if var.dims == order else None, levels)
+        self._arrays = self._zarr_arrays()
 
     def _open(self) -> xr.Dataset:
         return xr.open_zarr(self._path, chunks=None)
 
+    def _zarr_arrays(self) -> dict[str, Any]:
+        """name → zarr array for variables stored plainly (canonical dim order, no scale/offset
+        encoding), read directly: xarray's lazy indexing costs more than the read for small grids."""
+        if self._path is None:
+            return {}
+        import zarr
+
+        group = zarr.open_group(self._path, mode="r")
+        plain = {}
+        for name, (order, _) in self._fields.items():
+            encoding = self._ds[name].encoding
+            if order is not None and not {"scale_factor", "add_offset"} & set(encoding):
+                plain[name] = group[name]
+        return plain
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         if self._path is not None:  # worker processes reopen the store themselves
-            state["_ds"] = None
+            state["_ds"], state["_arrays"] = None, {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._path is not None:
-            variables = [*self.state_layout.variables, *self.forcing_layout.variables]
-            self._ds = self._open()[variables]
+            self._ds = self._open()[list(self._fields)]
+            self._arrays = self._zarr_arrays()
+
+    def _read(self, layout: ChannelLayout, indices: np.ndarray) -> np.ndarray:
+        """(len(indices), nodes, channels) for the channels of ``layout`` at time ``indices``."""
+        fields = {}
+        for name in layout.variables:
+            order, levels = self._fields[name]
+            if name in self._arrays:
+                array = self._arrays[name]
+                values = array.get_orthogonal_selection((indices,) + (slice(None),) * (array.ndim - 1))
+            else:
+                var = self._ds[name].isel(time=indices)
+                order = tuple(d for d in ("time", "level", "latitude", "longitude") if d in var.dims)
+                values = var.transpose(*order).values
+            fields[name] = (values, order, levels)
+        return layout.stack_arrays(fields, (indices.size, self.latitude.size, self.longitude.size))
 
     def __len__(self) -> int:
         return int(self.starts.size)
@@ -249,16 +297,15 @@ class WindowedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         indices = self.window_times(index)
-        window = self._ds.isel(time=indices)
-        states = torch.from_numpy(self.state_layout.stack(window))
-        forcings = torch.from_numpy(self.forcing_layout.stack(window))
+        states = torch.from_numpy(self._read(self.state_layout, indices))
+        forcings = torch.from_numpy(self._read(self.forcing_layout, indices))
         return {
             "inputs": states[: self.n_inputs],
             "targets": states[self.n_inputs :],
             "forcings": forcings,
             "static": self.static,
             "time_index": torch.tensor(int(indices[0])),
-            "time": torch.from_numpy(window["time"].values.astype("datetime64[ns]").astype(np.int64)),
+            "time": torch.from_numpy(self._times[indices].astype("datetime64[ns]").astype(np.int64)),
         }
 
 
