@@ -175,3 +175,14 @@ def test_nans_are_counted_and_located():
         ValueError, match=r"geopotential: 2 NaNs, e.g. time=2020-01-01T06, level=500: 2 points"
     ):
         check_no_nans(ds)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_local_zarr_v2_and_v3_and_memory_url(tmp_path, zarr_format):
+    raw = _synthetic()
+    raw.to_zarr(tmp_path / "s.zarr", zarr_format=zarr_format)
+    expected = to_canonical(raw)
+    xr.testing.assert_identical(open_dataset(tmp_path / "s.zarr").drop_attrs(), expected.drop_attrs())
+    url = f"memory://vecfield-test-{zarr_format}.zarr"
+    raw.to_zarr(url, zarr_format=zarr_format, mode="w")
+    xr.testing.assert_identical(open_dataset(url).load().drop_attrs(), expected.drop_attrs())

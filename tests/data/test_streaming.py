@@ -96,7 +96,10 @@ def test_dataloader_batches_with_workers(built):
 
 def test_in_memory_dataset_gives_the_same_samples_as_the_store(built):
     from_store = WindowedDataset(built, n_inputs=2, n_leads=1, split="train")
-    assert set(from_store._arrays) == {*from_store.state_layout.variables, *from_store.forcing_layout.variables}
+    assert set(from_store._arrays) == {
+        *from_store.state_layout.variables,
+        *from_store.forcing_layout.variables,
+    }
     in_memory = WindowedDataset(xr.open_zarr(built).load(), n_inputs=2, n_leads=1, split="train")
     assert in_memory._arrays == {}
     for i in (0, len(from_store) - 1):
