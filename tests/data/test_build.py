@@ -19,7 +19,7 @@ class _InterruptedError(RuntimeError):
     """Stands in for a crash or Ctrl-C in the middle of a build."""
 
 
-def test_build_writes_complete_chunked_dataset(dataset_config, built, source, synthetic_era5):
+def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
     output = built
     raw = synthetic_era5()
     ds = xr.open_zarr(output, consolidated=True)
@@ -157,7 +157,7 @@ def test_nans_stop_the_build_and_nothing_is_renamed(dataset_config, tmp_path, sy
 def test_bad_configs_are_clear_errors(dataset_config, tmp_path, source, overrides, message):
     with pytest.raises(ValueError, match=message):
         build_dataset(dataset_config(tmp_path, source, **overrides), progress=False)
-    assert not (tmp_path / "out" / "train.zarr.partial").exists()
+    assert not (tmp_path / "out").exists()  # nothing written, not even the output folder
 
 
 def test_duplicated_and_irregular_times_are_errors(dataset_config, tmp_path, synthetic_era5):

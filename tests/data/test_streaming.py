@@ -105,3 +105,15 @@ def test_in_memory_dataset_gives_the_same_samples_as_the_store(built):
     for i in (0, len(from_store) - 1):
         for key, value in from_store[i].items():
             torch.testing.assert_close(in_memory[i][key], value, rtol=0, atol=0)
+
+
+def test_worker_init_uses_dask_synchronous_scheduler_and_one_thread():
+    import dask
+
+    from vecfield.data.streaming import _worker_init
+
+    threads = torch.get_num_threads()
+    with dask.config.set(scheduler="threads"):
+        _worker_init(0)
+        assert dask.config.get("scheduler") == "synchronous" and torch.get_num_threads() == 1
+    torch.set_num_threads(threads)

@@ -186,8 +186,7 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
 
 
 def _check_output(output: Path) -> Path:
-    if output.exists():
-        raise ValueError(f"{output} already exists; delete it or choose another dataset.output")
+    """The temporary store path after checking that ``output`` is new and its folder writable."""
     folder = output.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -260,8 +259,10 @@ def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
     an unwritable output folder, and an existing output.
     """
     output = Path(config.output)
-    temp = _check_output(output)
+    if output.exists():
+        raise ValueError(f"{output} already exists; delete it or choose another dataset.output")
     state, static = prepare(config)
+    temp = _check_output(output)
     static = static.load()
     if static.data_vars:
         check_no_nans(static, "the static fields")

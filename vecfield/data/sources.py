@@ -93,6 +93,11 @@ def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None
             for var in ds.data_vars.values():
                 var.isel({d: slice(-1, None) for d in var.dims}).load()
         except Exception as error:  # any reader failure means this file is unusable
+            if type(error).__name__ == "DatasetBuildError":  # cfgrib: several hypercubes in one file
+                raise ValueError(
+                    f"{file} mixes GRIB messages that do not form one dataset (e.g. surface and pressure "
+                    f"levels: {error}); split it into one file per level type (grib_copy) and open each"
+                ) from error
             raise ValueError(
                 f"cannot read {file} with the {engine} engine ({type(error).__name__}: {error}); the file "
                 "is corrupt or truncated: download it again"
