@@ -200,3 +200,33 @@ def test_pipeline_command_line_with_overrides(dataset_config, tmp_path, source):
     ]
     output = main(["--config", str(preset), *overrides, "dataset.forcings=false"])
     assert list(xr.open_zarr(output).data_vars) == ["2m_temperature"]
+
+
+def test_build_from_real_era5_grib(tmp_path, shared_data):
+    from vecfield.config import DatasetConfig, from_dict
+    from vecfield.data.regrid import regrid
+    from vecfield.data.sources import open_dataset
+
+    grib = shared_data / "era5" / "era5-levels-members.grib"
+    config = from_dict(
+        DatasetConfig,
+        {
+            "output": str(tmp_path / "grib.zarr"),
+            "sources": [{"path": str(grib), "member": 4}],
+            "variables": ["temperature", "geopotential"],
+            "levels": [850],
+            "time": {"start": "2017-01-01T00", "end": "2017-01-02T12", "step_hours": 12},
+            "splits": {
+                "train": ["2017-01-01T00", "2017-01-02T00"],
+                "test": ["2017-01-02T12", "2017-01-02T12"],
+            },
+            "grid": {"resolution": 6.0, "include_poles": True},
+        },
+    )
+    built = xr.open_zarr(build_dataset(config, progress=False)).load()
+    expected = regrid(open_dataset(grib, member=4).sel(level=[850]).load(), 6.0, True)
+    np.testing.assert_allclose(built["temperature"].values, expected["temperature"].values, rtol=1e-6)
+    train = built["geopotential"].values[:3].astype(np.float64)
+    stats = load_statistics(tmp_path / "grib.zarr")
+    assert float(stats["std"]["geopotential"].sel(level=850)) == pytest.approx(train.std(), rel=1e-10)
+    assert built.attrs["sources"] == [str(grib)]

@@ -177,9 +177,11 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
     grid = config.grid
     if grid.resolution is not None:
         state = regrid(state, grid.resolution, grid.include_poles, grid.method)
-        static = regrid(static, grid.resolution, grid.include_poles, grid.method)
+        if static.data_vars:
+            static = regrid(static, grid.resolution, grid.include_poles, grid.method)
     if grid.area is not None:
-        state, static = crop_area(state, *grid.area), crop_area(static, *grid.area)
+        state = crop_area(state, *grid.area)
+        static = crop_area(static, *grid.area) if static.data_vars else static
     state = state[list(config.variables)].astype(np.float32)
     state = state.chunk({d: (1 if d == "time" else -1) for d in state.dims})
     return state.drop_encoding(), static.astype(np.float32).drop_encoding()
