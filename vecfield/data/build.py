@@ -146,8 +146,9 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
     """Lazy (dask) views of what will be written: (time-dependent state, static fields).
 
     State has dims (time, [level,] latitude, longitude) on the target grid in float32; static has
-    (latitude, longitude). A source's own TISR is checked against the computed one on the first
-    8 times (on the source grid) and then dropped.
+    (latitude, longitude), taken at the first time when the source stores them over time. A
+    source's own TISR is checked against the computed one on the first 8 times (on the source
+    grid) and then dropped.
     """
     _check_splits(config)
     for name in config.variables:
@@ -171,7 +172,7 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
     if any("level" in state[v].dims for v in state.data_vars):
         state = select_levels(state, list(config.levels))
     static = ds[list(config.static)]
-    static = static.isel(time=0, drop=True) if "time" in static.dims else static
+    static = static.sel(time=times[0], drop=True) if "time" in static.dims else static
     if config.nan_fill is not None:
         state, static = state.fillna(config.nan_fill), static.fillna(config.nan_fill)
     grid = config.grid

@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 from vecfield.data.catalogue import CATALOGUE, unknown_name_error
+from vecfield.data.checks import check_time_axis
 from vecfield.data.derived import structural_features
 from vecfield.data.forcings import FORCING_VARIABLES
 
@@ -207,7 +208,7 @@ class WindowedDataset(torch.utils.data.Dataset):
         self.static_layout = ChannelLayout.from_dataset(ds, static_variables)
         self.n_inputs, self.n_leads = n_inputs, n_leads
         times = ds["time"].values
-        base = np.diff(times[:2])[0] if times.size > 1 else np.timedelta64(1, "h")
+        base = check_time_axis(ds) or np.timedelta64(1, "h")
         step = base if step_hours is None else np.timedelta64(step_hours, "h")
         if step % base != np.timedelta64(0) or step < base:
             raise ValueError(
@@ -234,7 +235,8 @@ class WindowedDataset(torch.utils.data.Dataset):
         self.static_channels = (*self.static_layout.channels, *((k, None) for k in STRUCTURAL_FEATURES))
         self._times = times
         self._ds = ds[[*self.state_layout.variables, *self.forcing_layout.variables]]
-        self._fields = {}  # name → (dims, levels) in canonical order, for the direct zarr path
+        # name → (stored dims when already in canonical order else None, levels)
+        self._fields: dict[str, tuple[tuple[str, ...] | None, list[int] | None]] = {}
         for name, var in self._ds.data_vars.items():
             order = tuple(d for d in ("time", "level", "latitude", "longitude") if d in var.dims)
             levels = [int(v) for v in var["level"].values] if "level" in var.dims else None
