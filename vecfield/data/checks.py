@@ -4,11 +4,10 @@ import numpy as np
 import xarray as xr
 
 
-def check_time_axis(ds: xr.Dataset, step: np.timedelta64 | None = None) -> np.timedelta64 | None:
+def check_time_axis(ds: xr.Dataset) -> np.timedelta64 | None:
     """The (uniform) time step of ``ds``; ValueError for duplicated, unsorted or irregular times.
 
-    step: the expected step; a different step is an error. Returns None when ``ds`` has fewer
-    than two times.
+    Returns None when ``ds`` has fewer than two times.
     """
     if "time" not in ds.dims:
         raise ValueError("the dataset has no 'time' dimension; it looks static")
@@ -25,7 +24,7 @@ def check_time_axis(ds: xr.Dataset, step: np.timedelta64 | None = None) -> np.ti
     deltas = np.diff(times)
     if (deltas <= np.timedelta64(0)).any():
         raise ValueError("times are not increasing; sort the dataset by time (ds.sortby('time'))")
-    expected = deltas[0] if step is None else np.timedelta64(step, "ns")
+    expected = deltas[0]
     bad = np.nonzero(deltas != expected)[0]
     if bad.size:
         i = int(bad[0])
