@@ -36,6 +36,9 @@ def test_window_values_match_the_store(built):
     assert sample["forcings"][2, node, 1] == ds["year_progress_sin"].isel(time=7)
     assert sample["static"][node, 0] == ds["land_sea_mask"].isel(latitude=i_lat, longitude=i_lon)
     assert sample["static"][node, 2] == pytest.approx(np.sin(np.deg2rad(ds["latitude"].values[i_lat])))
+    # every forcing channel, including the recomputed progress features, equals the stored values
+    stored = data.forcing_layout.stack(ds.isel(time=data.window_times(5)))
+    np.testing.assert_array_equal(sample["forcings"].numpy(), stored)
     assert sample["time_index"] == 5
     np.testing.assert_array_equal(sample["time"].numpy(), ds["time"].values[5:9].astype(np.int64))
 

@@ -11,8 +11,9 @@ index i (``stride`` = step / the dataset's time step):
 Grid nodes are ordered latitude-major: node = i_lat · W + i_lon. The :class:`ChannelLayout`
 records (variable, level) for every channel, so stacked tensors unstack back to xarray exactly.
 Splits are time ranges; a window is in a split only when all of its times are, so no window
-crosses a split boundary. Reads go straight to the zarr chunks a window needs (xarray's lazy
-indexing, no dask graph per sample).
+crosses a split boundary. Reads go straight to the zarr chunks a window needs (no dask graph
+per sample); the year/day progress forcings are recomputed from the window's times (identical to
+the stored values) instead of being read one tiny chunk at a time.
 """
 
 import json
@@ -28,9 +29,10 @@ import xarray as xr
 from vecfield.data.catalogue import CATALOGUE, unknown_name_error
 from vecfield.data.checks import check_time_axis
 from vecfield.data.derived import structural_features
-from vecfield.data.forcings import FORCING_VARIABLES
+from vecfield.data.forcings import FORCING_VARIABLES, day_progress, year_progress
 
 STRUCTURAL_FEATURES = ("sin_latitude", "cos_longitude", "sin_longitude")
+PROGRESS_FORCINGS = ("year_progress_sin", "year_progress_cos", "day_progress_sin", "day_progress_cos")
 
 
 @dataclass(frozen=True)
@@ -273,12 +275,24 @@ class WindowedDataset(torch.utils.data.Dataset):
             self._ds = self._open()[list(self._fields)]
             self._arrays = self._zarr_arrays()
 
+    def _progress(self, name: str, indices: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+        """A year/day progress forcing at time ``indices``, computed exactly as the builder stored it
+        (``vecfield.data.forcings.compute_forcings``): cheaper than reading 1-element chunks."""
+        times = self._times[indices]
+        if name.startswith("year"):
+            angle, dims = 2 * np.pi * year_progress(times), ("time",)
+        else:
+            angle, dims = 2 * np.pi * day_progress(times, self.longitude), ("time", "longitude")
+        return (np.sin(angle) if name.endswith("sin") else np.cos(angle)).astype(np.float32), dims
+
     def _read(self, layout: ChannelLayout, indices: np.ndarray) -> np.ndarray:
         """(len(indices), nodes, channels) for the channels of ``layout`` at time ``indices``."""
         fields = {}
         for name in layout.variables:
             order, levels = self._fields[name]
-            if name in self._arrays:
+            if name in PROGRESS_FORCINGS:
+                values, order = self._progress(name, indices)
+            elif name in self._arrays:
                 array = self._arrays[name]
                 values = array.get_orthogonal_selection((indices,) + (slice(None),) * (array.ndim - 1))
             else:
