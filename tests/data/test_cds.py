@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from vecfield.config import from_dict
-from vecfield.config.dataset import DatasetConfig
+from vecfield.config import DatasetConfig, load_config
 from vecfield.data.build import build_dataset
 from vecfield.data.cds import check_credentials, download, month_requests
 from vecfield.data.sources import open_dataset
@@ -169,24 +168,26 @@ def test_downloaded_files_open_canonical_and_build(tmp_path):
     expected = _value("z", hours, np.array([60.0]), np.array([90.0]))[0, 0, 0] * 2  # level index 1 = 850
     got = pressure["geopotential"].sel(time="2020-01-02T06", level=850, latitude=60.0, longitude=90.0)
     assert float(got) == pytest.approx(expected, rel=1e-6)
-    config = from_dict(
-        DatasetConfig,
-        {
-            "output": str(tmp_path / "jan.zarr"),
-            "sources": [
-                {"path": str(tmp_path / "cds" / "era5_pressure_levels_*.nc")},
-                {"path": str(tmp_path / "cds" / "era5_single_levels_*.nc"), "kind": "netcdf"},
-            ],
-            "variables": ["geopotential", "2m_temperature", "total_precipitation_6hr"],
-            "levels": [500],
-            "static": ["land_sea_mask"],
-            "time": {"start": "2020-01-01T06", "end": "2020-01-02T18"},
-            "splits": {"train": ["2020-01-01T06", "2020-01-02T06"]},
-            "time_block": 64,
-        },
-    )
+    # the limited-area preset, pointed at these files (the fake ignores `area`, so crop here)
+    cds = tmp_path / "cds"
+    overrides = [
+        f"dataset.output={tmp_path / 'europe.zarr'}",
+        f"dataset.sources=[{{kind: netcdf, path: '{cds}/era5_pressure_levels_*.nc'}}, "
+        f"{{kind: netcdf, path: '{cds}/era5_single_levels_*.nc'}}]",
+        "dataset.variables=[geopotential, 2m_temperature, total_precipitation_6hr]",
+        "dataset.static=[land_sea_mask]",
+        "dataset.time={start: '2020-01-01T06', end: '2020-01-02T18'}",
+        "dataset.splits={train: ['2020-01-01T06', '2020-01-02T06'], val: ['2020-01-02T12', '2020-01-02T18']}",
+        "dataset.grid.area=[90, -60, -30, 60]",
+    ]
+    config = load_config("configs/era5_regional_europe.yaml", {"dataset": DatasetConfig}, overrides)[
+        "dataset"
+    ]
     ds = xr.open_zarr(build_dataset(config, progress=False))
     hourly = _value("tp", np.arange(30 - 5, 31), np.array([-30.0]), np.array([300.0]))[:, 0, 0]
+    assert ds["longitude"].values.tolist() == [300.0, 330.0, 0.0, 30.0, 60.0]  # west → east across 0°
+    assert ds["latitude"].values.tolist() == [-30.0, 0.0, 30.0, 60.0, 90.0]
+    assert ds["geopotential"].sizes["level"] == 2  # the preset's levels 500 and 850
     tp6 = ds["total_precipitation_6hr"].sel(time="2020-01-02T06", latitude=-30.0, longitude=300.0)
     assert float(tp6) == pytest.approx(hourly.astype(np.float32).sum(), rel=1e-5)
     assert float(ds["land_sea_mask"].sel(latitude=60.0, longitude=0.0)) == 1.0
