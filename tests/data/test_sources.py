@@ -186,3 +186,10 @@ def test_local_zarr_v2_and_v3_and_memory_url(tmp_path, zarr_format):
     url = f"memory://vecfield-test-{zarr_format}.zarr"
     raw.to_zarr(url, zarr_format=zarr_format, mode="w")
     xr.testing.assert_identical(open_dataset(url).load().drop_attrs(), expected.drop_attrs())
+
+
+def test_single_time_grib_keeps_a_time_dimension(shared_data):
+    raw = _raw_grib(shared_data).isel(time=2)  # scalar time, valid_time and step
+    ds = to_canonical(raw, member=0)
+    assert ds["temperature"].dims == ("time", "level", "latitude", "longitude")
+    np.testing.assert_array_equal(ds["time"].values, [raw["valid_time"].values])

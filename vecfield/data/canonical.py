@@ -36,8 +36,8 @@ def _use_valid_time(ds: xr.Dataset) -> xr.Dataset:
             "this source holds forecasts with several lead times (a 'step' dimension); the data layer "
             "reads analyses/reanalyses: select one step first (select={'step': ...})"
         )
-    if ds["valid_time"].dims == ("time",):  # cfgrib analysis: time = reference time, step = 0
-        ds = ds.assign_coords(time=ds["valid_time"].values)
+    if ds["valid_time"].dims in ((), ("time",)):  # cfgrib: time = reference time, valid = time + step
+        ds = ds.assign_coords(time=ds["valid_time"].variable)
     return ds.drop_vars([v for v in ("valid_time", "step") if v in ds.variables])
 
 
@@ -123,6 +123,8 @@ def to_canonical(ds: xr.Dataset, member: int | None = None, keep_members: bool =
     """
     ds = ds.rename({k: v for k, v in _COORD_ALIASES.items() if k in ds.variables and v not in ds.variables})
     ds = _use_valid_time(ds)
+    if "time" in ds.coords and "time" not in ds.dims:  # a single-time file keeps its time as a dimension
+        ds = ds.expand_dims("time")
     ds = _merge_expver(ds)
     ds = _handle_members(ds, member, keep_members)
     ds = _fix_level(_fix_grid(ds))
