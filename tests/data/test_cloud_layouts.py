@@ -102,7 +102,7 @@ def _write_arco(path):
     zarr v2 with consolidated metadata, NaN beyond attrs['valid_time_stop'], statics over time."""
     rng = np.random.default_rng(0)
     lat, lon = np.linspace(90, -90, 19), np.arange(0, 360, 10.0)
-    time = np.datetime64("2020-01-01T00", "ns") + np.arange(48) * np.timedelta64(1, "h")
+    time = np.datetime64("2020-01-01T00", "ns") + np.arange(30) * np.timedelta64(1, "h")
     dims3, dims2 = ("time", "level", "latitude", "longitude"), ("time", "latitude", "longitude")
     shape3, shape2 = (time.size, len(ERA5_37), lat.size, lon.size), (time.size, lat.size, lon.size)
     data = {name: (dims3, _field(rng, shape3, 100.0, 1.0)) for name in PRESSURE}
