@@ -4,14 +4,16 @@ Why our own: torch-harmonics ships a shallow-water solver, but its current relea
 build that pulls several GB of CUDA libraries; the model below is ~300 lines of numpy and runs a
 simulated year at T21 in seconds on one core.
 
-**Equations** (vorticity–divergence form, Hack & Jakob 1992; Williamson et al. 1992, eq. 2–4).
-With μ = sin φ, U = u cos φ, V = v cos φ, absolute vorticity η = ζ + f, f = 2Ω μ, free-surface
-geopotential Φ = g (h + h_s), layer geopotential thickness Φ_h = Φ − Φ_s (Φ_s = g h_s the surface
-geopotential) and kinetic energy E = (U² + V²) / (2 (1 − μ²)):
+**Equations** (vorticity–divergence form, Hack & Jakob 1992; Williamson et al. 1992, eq. 2–4),
+for one layer or two stacked immiscible layers (top first). With μ = sin φ, U = u cos φ,
+V = v cos φ, absolute vorticity η = ζ + f, f = 2Ω μ, layer thickness in geopotential units
+Φ_h = g h, surface geopotential Φ_s = g h_s, kinetic energy E = (U² + V²) / (2 (1 − μ²)) and the
+Montgomery potential M (one layer: M = Φ_s + g h, the free-surface geopotential; two layers:
+M_top = Φ_s + g(h_top + h_bot), M_bot = M_top − (1 − ρ_top/ρ_bot) g h_top), in each layer:
 
     ∂ζ/∂t = −∇·(η v)                     − ζ/τ_d − κ_n ζ                              (1)
-    ∂δ/∂t =  k·∇×(η v) − ∇²(Φ + E)       − δ/τ_d − κ_n δ                              (2)
-    ∂Φ/∂t = −∇·(Φ_h v) + (Φ_eq − Φ)/τ_r  − κ_n Φ                                      (3)
+    ∂δ/∂t =  k·∇×(η v) − ∇²(M + E)       − δ/τ_d − κ_n δ                              (2)
+    ∂Φ_h/∂t = −∇·(Φ_h v) ± (Φ_eq − Φ_h,top)/τ_r − κ_n Φ_h                            (3)
 
 where for a vector (A, B) = (a cos φ, b cos φ)
 
@@ -20,15 +22,17 @@ where for a vector (A, B) = (a cos φ, b cos φ)
 
 τ_d is a Rayleigh drag time, τ_r a Newtonian relaxation time toward the equilibrium geopotential
 Φ_eq (the forcing), and κ_n = (n(n+1) / (N(N+1)))^p / τ_h a ∇^{2p} hyperdiffusion that damps the
-smallest resolved scale (total wavenumber N) with e-folding time τ_h. Any of them can be switched
-off (``None``), which gives the unforced inviscid equations that conserve mass and total energy.
+smallest resolved scale (total wavenumber N) with e-folding time τ_h. Drag acts on the bottom
+layer; the relaxation adds mass to the top layer and (two layers) takes it from the bottom one.
+Any of them can be switched off (``None``), which gives the unforced inviscid equations that
+conserve each layer's mass and the total energy.
 
 **Discretisation.** Fields are expanded in orthonormal spherical harmonics
 Y_n^m = P̄_n^m(μ) e^{imλ} with triangular truncation n ≤ N, on a Gaussian grid (Gauss–Legendre
 latitudes, equally spaced longitudes). Transforms are an FFT in longitude and a Gauss–Legendre
 quadrature in latitude; μ-derivatives in (4)–(5) are moved onto P̄ by parts so only
 H_n^m = (1 − μ²) dP̄_n^m/dμ is needed. Time stepping is semi-implicit leapfrog (gravity-wave
-terms −∇²Φ in (2) and −Φ̄ δ in (3) averaged over t ± Δt) with a Robert–Asselin–Williams filter;
+terms −∇²M in (2) and −Φ̄_h δ in (3) averaged over t ± Δt) with a Robert–Asselin–Williams filter;
 hyperdiffusion and drag are implicit, the relaxation is lagged (evaluated at t − Δt).
 """
 
@@ -229,23 +233,30 @@ class SphericalHarmonicTransform(SphericalHarmonicSynthesis):
         return 2.0 * np.pi * self.radius**2 * np.tensordot(zonal_mean, self.weights, axes=([-1], [0]))
 
 
-VORTICITY, DIVERGENCE, GEOPOTENTIAL = 0, 1, 2
-"""Indices into a model state: a complex array (3, N+1, N+1) of spectral ζ (s⁻¹), δ (s⁻¹) and the
-free-surface geopotential Φ = g (h + h_s) (m² s⁻²)."""
+VORTICITY, DIVERGENCE, THICKNESS = 0, 1, 2
+"""Indices into a model state: a complex array (layers, 3, N+1, N+1) holding, per layer (top first),
+spectral ζ (s⁻¹), δ (s⁻¹) and the layer thickness in geopotential units Φ_h = g h (m² s⁻²)."""
 
 
 @dataclass(frozen=True)
 class ShallowWaterParameters:
     """Physical and numerical constants of eqs. (1)–(3); times in seconds, ``None`` switches a term off.
 
-    reference_geopotential: Φ̄ = g H̄ about which the gravity-wave terms are treated implicitly
-    (the mean layer thickness in geopotential units). robert_filter / williams_alpha: ν and α of
-    the Robert–Asselin–Williams filter (Williams 2009); α = 1 is the classical Robert–Asselin filter.
+    reference_thickness: Φ̄_h = g H̄ of each layer, top first (one value: one layer; two: a
+    two-layer model). The gravity-wave terms are treated implicitly about these thicknesses.
+    density_ratio: ρ_top/ρ_bottom of a two-layer model (< 1); the layers feel the Montgomery
+    potentials M_top = Φ_s + g(h_top + h_bottom), M_bottom = M_top − (1 − ρ_top/ρ_bottom) g h_top.
+    drag_time: Rayleigh drag of the bottom layer only (surface friction).
+    relaxation_time: Newtonian relaxation of the top layer's thickness toward an equilibrium; in a
+    two-layer model the mass moves from the bottom layer (a diabatic mass flux), so total mass is kept.
+    robert_filter / williams_alpha: ν and α of the Robert–Asselin–Williams filter (Williams 2009);
+    α = 1 is the classical Robert–Asselin filter.
     """
 
     truncation: int = 21
     time_step: float = 1800.0
-    reference_geopotential: float = GRAVITY * 5500.0
+    reference_thickness: tuple[float, ...] = (GRAVITY * 5500.0,)
+    density_ratio: float = 0.9
     hyperdiffusion_time: float | None = 6 * 3600.0
     hyperdiffusion_order: int = 2
     drag_time: float | None = None
@@ -256,19 +267,35 @@ class ShallowWaterParameters:
     rotation: float = EARTH_ROTATION
     gravity: float = GRAVITY
 
+    @property
+    def layers(self) -> int:
+        return len(self.reference_thickness)
+
+    def montgomery_matrix(self) -> np.ndarray:
+        """G (layers, layers) with M = Φ_s + G Φ_h: [[1]] or [[1, 1], [ρ_top/ρ_bottom, 1]]."""
+        if self.layers == 1:
+            return np.ones((1, 1))
+        return np.array([[1.0, 1.0], [self.density_ratio, 1.0]])
+
+    def layer_density_weights(self) -> np.ndarray:
+        """ρ_i / ρ_bottom for each layer, top first (the weights of the layers' energies)."""
+        return np.array([self.density_ratio, 1.0]) if self.layers == 2 else np.ones(1)
+
 
 @dataclass
 class ShallowWaterModel:
-    """Eqs. (1)–(3) on the Gaussian grid of ``transform``; ``surface_geopotential`` is Φ_s (nlat, nlon).
+    """Eqs. (1)–(3) for one or two layers on the Gaussian grid of ``transform``.
 
-    States are complex arrays (3, N+1, N+1) indexed by VORTICITY, DIVERGENCE, GEOPOTENTIAL.
+    In each layer i the momentum equations (1)–(2) hold with Φ replaced by its Montgomery
+    potential M_i (see :class:`ShallowWaterParameters`) and continuity (3) reads
+    ∂Φ_h,i/∂t = −∇·(Φ_h,i v_i). ``surface_geopotential`` is Φ_s (nlat, nlon).
+    States are complex arrays (layers, 3, N+1, N+1) indexed by VORTICITY, DIVERGENCE, THICKNESS.
     """
 
     parameters: ShallowWaterParameters
     transform: SphericalHarmonicTransform
     surface_geopotential: np.ndarray | None = None
     _coriolis: np.ndarray = field(init=False, repr=False)
-    _damping: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         p, sht = self.parameters, self.transform
@@ -278,6 +305,10 @@ class ShallowWaterModel:
             )
         if p.time_step <= 0:
             raise ValueError(f"time_step must be a positive number of seconds, got {p.time_step}")
+        if p.layers not in (1, 2):
+            raise ValueError(f"reference_thickness must hold 1 or 2 layer thicknesses, got {p.layers}")
+        if p.layers == 2 and not 0.0 < p.density_ratio < 1.0:
+            raise ValueError(f"density_ratio ρ_top/ρ_bottom must lie in (0, 1), got {p.density_ratio}")
         if self.surface_geopotential is None:
             self.surface_geopotential = np.zeros((sht.nlat, sht.nlon))
         if self.surface_geopotential.shape != (sht.nlat, sht.nlon):
@@ -285,65 +316,93 @@ class ShallowWaterModel:
                 f"surface_geopotential has shape {self.surface_geopotential.shape}; "
                 f"expected the Gaussian grid ({sht.nlat}, {sht.nlon})"
             )
+        self._surface_spectral = sht.analysis(self.surface_geopotential)
         self._coriolis = 2.0 * p.rotation * sht.mu[:, None]
-        N = p.truncation
+        self._flux_scale = 1.0 / (p.radius * (1.0 - sht.mu**2))[:, None]
+        N, K = p.truncation, p.layers
         n = np.arange(N + 1)
         hyper = np.zeros(N + 1)
         if p.hyperdiffusion_time is not None:
             hyper = (n * (n + 1.0) / (N * (N + 1.0))) ** p.hyperdiffusion_order / p.hyperdiffusion_time
-        drag = 0.0 if p.drag_time is None else 1.0 / p.drag_time
-        damping = np.zeros((3, N + 1, N + 1))
-        damping[[VORTICITY, DIVERGENCE]] = hyper + drag
-        damping[GEOPOTENTIAL] = hyper
+        damping = np.zeros((K, 3, N + 1, N + 1))
+        damping[:] = hyper
+        if p.drag_time is not None:
+            damping[-1, [VORTICITY, DIVERGENCE]] += 1.0 / p.drag_time
         self._damping = damping
-        self._cos_lat = np.sqrt(1.0 - sht.mu**2)[:, None]
-        self._flux_scale = 1.0 / (p.radius * (1.0 - sht.mu**2))[:, None]
+        self._G = p.montgomery_matrix()
+        self._H = np.diag(p.reference_thickness)
+        self._solvers = {dt: self._implicit_solver(dt) for dt in (p.time_step, 0.5 * p.time_step)}
 
-    def state_from_grid(self, u: np.ndarray, v: np.ndarray, geopotential: np.ndarray) -> np.ndarray:
-        """Grid u, v (m s⁻¹) and free-surface Φ (m² s⁻²), each (nlat, nlon) → state (3, N+1, N+1)."""
+    def _implicit_solver(self, dt: float) -> np.ndarray:
+        """(I + dt² L H̄ G)⁻¹ for each total wavenumber n, shape (N+1, layers, layers)."""
+        L = np.arange(self.parameters.truncation + 1) * (np.arange(self.parameters.truncation + 1) + 1.0)
+        L = L / self.parameters.radius**2
+        K = self.parameters.layers
+        system = np.eye(K)[None] + dt**2 * L[:, None, None] * (self._H @ self._G)[None]
+        return np.linalg.inv(system)
+
+    def state_from_grid(self, u: np.ndarray, v: np.ndarray, thickness: np.ndarray) -> np.ndarray:
+        """Grid u, v (m s⁻¹) and Φ_h (m² s⁻²), each (layers, nlat, nlon) or (nlat, nlon) for one layer
+        → state (layers, 3, N+1, N+1)."""
+        u, v, thickness = (
+            np.asarray(x, dtype=np.float64).reshape(-1, *x.shape[-2:]) for x in (u, v, thickness)
+        )
         vorticity, divergence = self.transform.vorticity_divergence(u, v)
-        return np.stack([vorticity, divergence, self.transform.analysis(geopotential)])
+        return np.stack([vorticity, divergence, self.transform.analysis(thickness)], axis=1)
+
+    def montgomery_potential(self, state: np.ndarray) -> np.ndarray:
+        """Spectral M = Φ_s + G Φ_h, (..., layers, N+1, N+1); top layer: g × the free-surface height."""
+        return self._surface_spectral + np.einsum("ij,...jmn->...imn", self._G, state[..., THICKNESS, :, :])
 
     def grid_from_state(
         self, state: np.ndarray, synthesis: SphericalHarmonicSynthesis | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """State (..., 3, N+1, N+1) → u, v, Φ (..., J, nlon) on ``synthesis``'s grid (default: Gaussian)."""
+        """State (..., layers, 3, N+1, N+1) → u, v and Montgomery potential M, each (..., layers, J, nlon),
+        on ``synthesis``'s grid (default: the Gaussian grid)."""
         synthesis = synthesis or self.transform
         u, v = synthesis.winds(state[..., VORTICITY, :, :], state[..., DIVERGENCE, :, :])
-        return u, v, synthesis.scalar(state[..., GEOPOTENTIAL, :, :])
+        return u, v, synthesis.scalar(self.montgomery_potential(state))
 
     def _explicit_tendencies(self, state: np.ndarray) -> np.ndarray:
-        """Tendencies (3, N+1, N+1) of (1)–(3) without damping, relaxation and the implicit gravity terms.
+        """Tendencies (layers, 3, N+1, N+1) without damping, relaxation and the implicit linear terms.
 
-        All transforms are fused: one Legendre+Fourier synthesis of (ζ, Φ, U, V) and one analysis of
-        (Uη, UΦ_h, Vη, VΦ_h, E), which is what makes a simulated year take seconds.
+        All transforms are fused over fields and layers: one Legendre+Fourier synthesis of
+        (ζ, Φ_h, U, V) and one analysis of (Uη, UΦ_h, Vη, VΦ_h, E); that is what makes a simulated
+        year take seconds.
         """
         sht, p = self.transform, self.parameters
-        psi_chi = state[:2] * sht._inverse_laplacian  # ψ, χ
+        psi_chi = state[:, :2] * sht._inverse_laplacian  # (K, 2, M, N): ψ, χ
         fp = sht._legendre_synthesis(
-            np.concatenate([state[[VORTICITY, GEOPOTENTIAL]], psi_chi]), sht._P_synth
+            np.concatenate([state[:, [VORTICITY, THICKNESS]], psi_chi], axis=1), sht._P_synth
         )
-        fh = sht._legendre_synthesis(psi_chi, sht._H_synth)  # (2, J, M)
+        fh = sht._legendre_synthesis(psi_chi, sht._H_synth)  # (K, 2, J, M)
         im = sht._im[:, 0]
-        fourier_U = (im * fp[3] - fh[0]) / p.radius
-        fourier_V = (im * fp[2] + fh[1]) / p.radius
-        vorticity, geopotential, U, V = sht._fourier_synthesis(np.stack([fp[0], fp[1], fourier_U, fourier_V]))
+        fourier_U = (im * fp[:, 3] - fh[:, 0]) / p.radius
+        fourier_V = (im * fp[:, 2] + fh[:, 1]) / p.radius
+        grid = sht._fourier_synthesis(
+            np.stack([fp[:, 0], fp[:, 1], fourier_U, fourier_V], axis=1)
+        )  # (K, 4, J, L)
+        vorticity, thickness, U, V = grid[:, 0], grid[:, 1], grid[:, 2], grid[:, 3]
         absolute_vorticity = vorticity + self._coriolis
-        thickness = geopotential - self.surface_geopotential
-        # E a (1 − μ²) so that the common factor 1/(a (1 − μ²)) of eq. (4)–(5) gives E back
+        # E a (1 − μ²), so that the common factor 1/(a (1 − μ²)) of eqs. (4)–(5) gives E back
         kinetic_scaled = 0.5 * p.radius * (U**2 + V**2)
         products = np.stack(
-            [U * absolute_vorticity, U * thickness, V * absolute_vorticity, V * thickness, kinetic_scaled]
-        )
+            [U * absolute_vorticity, U * thickness, V * absolute_vorticity, V * thickness, kinetic_scaled],
+            axis=1,
+        )  # (K, 5, J, L)
         fourier = sht._fourier_analysis(products) * self._flux_scale
-        ap = sht._legendre_analysis(fourier, sht._P_analysis)  # (5, M, N)
-        ah = sht._legendre_analysis(fourier[:4], sht._H_analysis)  # (4, M, N)
+        ap = sht._legendre_analysis(fourier, sht._P_analysis)  # (K, 5, M, N)
+        ah = sht._legendre_analysis(fourier[:, :4], sht._H_analysis)  # (K, 4, M, N)
         im = sht._im
         tendency = np.empty_like(state)
-        tendency[VORTICITY] = -(im * ap[0] - ah[2])  # −∇·(η v)
-        tendency[DIVERGENCE] = im * ap[2] + ah[0] - sht.laplacian * ap[4]  # k·∇×(η v) − ∇²E
-        # −∇·(Φ_h v), with the linear part −Φ̄ δ removed here and treated implicitly in ``_leapfrog``
-        tendency[GEOPOTENTIAL] = -(im * ap[1] - ah[3]) + p.reference_geopotential * state[DIVERGENCE]
+        tendency[:, VORTICITY] = -(im * ap[:, 0] - ah[:, 2])  # −∇·(η v)
+        # k·∇×(η v) − ∇²(E + Φ_s); the −∇²(G Φ_h) part is implicit in ``_leapfrog``
+        tendency[:, DIVERGENCE] = (
+            im * ap[:, 2] + ah[:, 0] - sht.laplacian * (ap[:, 4] + self._surface_spectral)
+        )
+        # −∇·(Φ_h v) + Φ̄_h δ: the linear part −Φ̄_h δ is implicit in ``_leapfrog``
+        reference = np.asarray(p.reference_thickness)[:, None, None]
+        tendency[:, THICKNESS] = -(im * ap[:, 1] - ah[:, 3]) + reference * state[:, DIVERGENCE]
         return tendency
 
     def _leapfrog(
@@ -351,21 +410,35 @@ class ShallowWaterModel:
     ) -> np.ndarray:
         """x^{n+1} from x^{n−1}, x^n over 2·dt: semi-implicit gravity waves, implicit damping.
 
-        δ⁺ = δ⁻ + 2dt T_δ + dt L (Φ⁺ + Φ⁻),  Φ⁺ = Φ⁻ + 2dt T_Φ − dt Φ̄ (δ⁺ + δ⁻) with L = n(n+1)/a²,
-        solved mode by mode: Φ⁺ = (B − dt Φ̄ A)/(1 + dt² Φ̄ L), δ⁺ = A + dt L Φ⁺.
+        Per layer δ⁺ = δ⁻ + 2dt T_δ + dt L G(Φ_h⁺ + Φ_h⁻),  Φ_h⁺ = Φ_h⁻ + 2dt T_Φ − dt H̄ (δ⁺ + δ⁻)
+        with L = n(n+1)/a²; with A = δ⁻ + 2dt T_δ + dt L G Φ_h⁻ and B = Φ_h⁻ + 2dt T_Φ − dt H̄ δ⁻,
+        solved mode by mode as Φ_h⁺ = (I + dt² L H̄ G)⁻¹ (B − dt H̄ A), δ⁺ = A + dt L G Φ_h⁺.
         """
         p, sht = self.parameters, self.transform
         tendency = self._explicit_tendencies(current)
         if equilibrium is not None and p.relaxation_time is not None:
-            tendency[GEOPOTENTIAL] += (equilibrium - previous[GEOPOTENTIAL]) / p.relaxation_time
-        L = -sht.laplacian
-        phi_bar = p.reference_geopotential
-        A = previous[DIVERGENCE] + 2 * dt * tendency[DIVERGENCE] + dt * L * previous[GEOPOTENTIAL]
-        B = previous[GEOPOTENTIAL] + 2 * dt * tendency[GEOPOTENTIAL] - dt * phi_bar * previous[DIVERGENCE]
+            transfer = (equilibrium - previous[0, THICKNESS]) / p.relaxation_time
+            tendency[0, THICKNESS] += transfer
+            if p.layers == 2:
+                tendency[1, THICKNESS] -= transfer
+        L = -sht.laplacian[0]  # (N,) = n(n+1)/a²
+        G, H = self._G, self._H
+        A = (
+            previous[:, DIVERGENCE]
+            + 2 * dt * tendency[:, DIVERGENCE]
+            + dt * L * np.einsum("ij,jmn->imn", G, previous[:, THICKNESS])
+        )
+        B = (
+            previous[:, THICKNESS]
+            + 2 * dt * tendency[:, THICKNESS]
+            - dt * np.einsum("ij,jmn->imn", H, previous[:, DIVERGENCE])
+        )
         nxt = np.empty_like(current)
-        nxt[GEOPOTENTIAL] = (B - dt * phi_bar * A) / (1.0 + dt**2 * phi_bar * L)
-        nxt[DIVERGENCE] = A + dt * L * nxt[GEOPOTENTIAL]
-        nxt[VORTICITY] = previous[VORTICITY] + 2 * dt * tendency[VORTICITY]
+        nxt[:, THICKNESS] = np.einsum(
+            "nij,jmn->imn", self._solvers[dt], B - dt * np.einsum("ij,jmn->imn", H, A)
+        )
+        nxt[:, DIVERGENCE] = A + dt * L * np.einsum("ij,jmn->imn", G, nxt[:, THICKNESS])
+        nxt[:, VORTICITY] = previous[:, VORTICITY] + 2 * dt * tendency[:, VORTICITY]
         return nxt * (sht.mask / (1.0 + 2 * dt * self._damping))
 
     def first_step(self, initial: np.ndarray, equilibrium: np.ndarray | None = None) -> np.ndarray:
@@ -378,7 +451,7 @@ class ShallowWaterModel:
         """One leapfrog step: (x^{n−1}, x^n) → (filtered x^n, x^{n+1} with its partial filter).
 
         RAW filter: d = ν/2 (x^{n−1} − 2x^n + x^{n+1}); x^n += α d; x^{n+1} −= (1 − α) d.
-        equilibrium: spectral Φ_eq (N+1, N+1) valid at step n, or None for no relaxation.
+        equilibrium: spectral equilibrium thickness of the top layer (N+1, N+1) at step n, or None.
         """
         p = self.parameters
         nxt = self._leapfrog(previous, current, p.time_step, equilibrium)
@@ -394,14 +467,22 @@ class ShallowWaterModel:
             previous, current = self.step(previous, current)
         return current
 
-    def mass(self, state: np.ndarray) -> float:
-        """∫ Φ_h dA / g: the layer volume in m³ (mass per unit density)."""
-        thickness = self.transform.scalar(state[GEOPOTENTIAL]) - self.surface_geopotential
-        return float(self.transform.integral(thickness)) / self.parameters.gravity
+    def layer_masses(self, state: np.ndarray) -> np.ndarray:
+        """∫ Φ_h,i dA / g for each layer: volumes in m³ (mass per unit density), shape (layers,)."""
+        return self.transform.integral(self.transform.scalar(state[:, THICKNESS])) / self.parameters.gravity
 
     def total_energy(self, state: np.ndarray) -> float:
-        """∫ [Φ_h |v|²/2 + (Φ² − Φ_s²)/2] dA / g: kinetic plus potential energy per unit density (m⁵ s⁻²)."""
-        u, v, geopotential = self.grid_from_state(state)
-        thickness = geopotential - self.surface_geopotential
-        density = thickness * 0.5 * (u**2 + v**2) + 0.5 * (geopotential**2 - self.surface_geopotential**2)
-        return float(self.transform.integral(density)) / self.parameters.gravity
+        """Σ_i (ρ_i/ρ_bottom) ∫ [Φ_h,i |v_i|²/2 + (Z_i² − Z_{i+1}²)/2] dA / g, per unit ρ_bottom (m⁵ s⁻²).
+
+        Z_i = Φ_s + Σ_{j ≥ i} Φ_h,j is g × the height of the top of layer i, Z_{layers+1} = Φ_s: kinetic
+        plus potential energy, conserved by the unforced inviscid equations.
+        """
+        sht = self.transform
+        u, v = sht.winds(state[:, VORTICITY], state[:, DIVERGENCE])
+        thickness = sht.scalar(state[:, THICKNESS])  # (K, J, L)
+        surface = self.surface_geopotential
+        tops = surface + np.cumsum(thickness[::-1], axis=0)[::-1]  # Z_i, top first
+        bottoms = np.concatenate([tops[1:], surface[None]])
+        density = thickness * 0.5 * (u**2 + v**2) + 0.5 * (tops**2 - bottoms**2)
+        weights = self.parameters.layer_density_weights()[:, None, None]
+        return float(sht.integral((weights * density).sum(axis=0))) / self.parameters.gravity
