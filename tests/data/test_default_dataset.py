@@ -149,3 +149,48 @@ def test_bad_input_is_rejected_with_a_hint(tmp_path) -> None:
         read_only.chmod(0o500)
         with pytest.raises(ValueError, match="not writable"):
             load_default_dataset(read_only, config=SHORT)
+
+
+def _persistence_over_std(values: np.ndarray, anomaly: np.ndarray, latitude: np.ndarray, lag: int) -> float:
+    weights = _area_weights(latitude)[:, None]
+    std = np.sqrt((anomaly**2 * weights).mean())
+    return float(np.sqrt(((values[lag:] - values[:-lag]) ** 2 * weights).mean()) / std)
+
+
+def test_flow_is_lively_after_spin_up() -> None:
+    """30 days after 75 days of spin-up: the flow keeps changing (eddies), it is neither at rest
+    nor a steady pattern. Persistence error relative to the standard deviation about the
+    30-day mean: measured 0.96 / 1.10 (z500) and 0.40 / 0.68 (z850) at 24 h / 120 h."""
+    ds = simulate_default_dataset(DefaultDatasetConfig(years=30 / 365.25, spinup_days=75.0))
+    for level in (500, 850):
+        z = ds.geopotential.sel(level=level).values.astype(np.float64)
+        anomaly = z - z.mean(axis=0)
+        day = _persistence_over_std(z, anomaly, ds.latitude.values, lag=4)
+        five_days = _persistence_over_std(z, anomaly, ds.latitude.values, lag=20)
+        assert day > 0.25
+        assert five_days > day
+    speed = np.hypot(ds.u_component_of_wind, ds.v_component_of_wind).sel(level=500)
+    assert 20.0 < float(speed.max()) < 150.0  # jets of tens of m/s, no blow-up
+
+
+@pytest.mark.slow
+def test_default_year_has_weather_like_predictability() -> None:
+    """One simulated year with the default parameters: persistence beats climatology at 6 h, is
+    clearly worse than perfect at 24 h and no better than climatology at 5 days (z500, z850)."""
+    ds = simulate_default_dataset(DefaultDatasetConfig(years=1.0))
+    days = (ds.time.values - ds.time.values[0]) / np.timedelta64(1, "D")
+    columns = [np.ones_like(days)]
+    for k in (1, 2, 3):
+        columns += [np.sin(2 * np.pi * k * days / 365.25), np.cos(2 * np.pi * k * days / 365.25)]
+    for k in (1, 2):
+        columns += [np.sin(2 * np.pi * k * days), np.cos(2 * np.pi * k * days)]
+    design = np.stack(columns, axis=1)
+    for level in (500, 850):
+        z = ds.geopotential.sel(level=level).values.astype(np.float64)
+        flat = z.reshape(len(days), -1)
+        coefficients, *_ = np.linalg.lstsq(design, flat, rcond=None)
+        anomaly = (flat - design @ coefficients).reshape(z.shape)
+        ratios = [_persistence_over_std(z, anomaly, ds.latitude.values, lag) for lag in (1, 4, 20)]
+        assert ratios[0] < 0.5
+        assert 0.3 < ratios[1] < 0.9
+        assert ratios[2] > 1.0

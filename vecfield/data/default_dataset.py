@@ -28,10 +28,12 @@ the bottom layer and ∇⁸ hyperdiffusion τ_h close the energy budget.
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +68,7 @@ class DefaultDatasetConfig:
     years: float = 3.0
     seed: int = 0
     start: str = "2000-01-01"
-    spinup_days: float = 120.0
+    spinup_days: float = 90.0
     output_hours: int = 6
     levels_hpa: tuple[int, int] = (500, 850)
     standard_heights_m: tuple[float, float] = (5574.0, 1457.0)  # ICAO standard atmosphere at those levels
@@ -83,7 +85,7 @@ class DefaultDatasetConfig:
     albedo_increase_to_pole: float = 0.4
     land_fraction: float = 0.3
     mountain_height_m: float = 1000.0
-    relaxation_days: float = 5.0
+    relaxation_days: float = 10.0
     drag_days: float = 8.0
     hyperdiffusion_hours: float = 6.0
     hyperdiffusion_order: int = 4
@@ -222,7 +224,7 @@ def _build_model(config: DefaultDatasetConfig) -> tuple[ShallowWaterModel, Geogr
     return ShallowWaterModel(parameters, transform, surface), geography
 
 
-def _initial_state(model: ShallowWaterModel, config: DefaultDatasetConfig) -> np.ndarray:
+def initial_state(model: ShallowWaterModel, config: DefaultDatasetConfig) -> np.ndarray:
     """At rest with flat interface and free surface (an exact steady state without forcing), plus
     seeded small-scale vorticity noise (≈ 1e-6 s⁻¹); the relaxation then builds up the gradients."""
     sht = model.transform
@@ -239,51 +241,73 @@ def _initial_state(model: ShallowWaterModel, config: DefaultDatasetConfig) -> np
     return state
 
 
-def simulate_default_dataset(config: DefaultDatasetConfig | None = None) -> xr.Dataset:
-    """Run the model and return the dataset in memory (no caching); short ``years`` for tests.
+def forced_trajectory(
+    model: ShallowWaterModel,
+    forcing: EquilibriumForcing,
+    initial: np.ndarray,
+    start: np.datetime64,
+    n_steps: int,
+) -> Iterator[np.ndarray]:
+    """Yield the states (layers, 3, N+1, N+1) after steps 1, …, ``n_steps`` from ``initial`` at ``start``.
 
-    Returns an xr.Dataset with ``geopotential``, ``u_component_of_wind``, ``v_component_of_wind``
-    of dims (time, level, latitude, longitude) — level = ``levels_hpa`` (top layer, bottom layer) — and static
-    ``geopotential_at_surface``, ``land_sea_mask`` (latitude, longitude); float32, 64 × 32 grid.
+    The relaxation target of step k is Φ_eq at start + k Δt (spectral, computed 4 days at a time);
+    the first step is a forward step, the others leapfrog. Raises RuntimeError if the model blows up.
     """
-    config = config or DefaultDatasetConfig()
-    model, geography = _build_model(config)
-    sht = model.transform
-    output_grid = sht.at_latitudes(WB2_LATITUDES, WB2_NLON)
-    forcing = EquilibriumForcing(config, sht.latitudes, sht.longitudes, geography.land_sea_mask(sht))
-
-    dt = np.timedelta64(round(config.time_step_seconds * 1e6), "us")
-    steps_per_output = round(config.output_hours * 3600 / config.time_step_seconds)
-    n_outputs = round(config.years * 365.25 * 24 / config.output_hours)
-    spinup_steps = round(config.spinup_days * _SECONDS_PER_DAY / config.time_step_seconds)
-    start = np.datetime64(config.start, "us")
-    t0 = start - spinup_steps * dt
-    total_steps = spinup_steps + (n_outputs - 1) * steps_per_output
-
-    saved = np.empty((n_outputs, 2, 3, config.truncation + 1, config.truncation + 1), dtype=np.complex128)
-
-    def record(step: int, state: np.ndarray) -> None:
-        offset = step - spinup_steps
-        if offset >= 0 and offset % steps_per_output == 0:
-            saved[offset // steps_per_output] = state
-
-    previous = current = _initial_state(model, config)
-    record(0, current)
-    chunk = 16 * steps_per_output  # Φ_eq is computed for 4 days of steps at a time
-    for chunk_start in range(0, total_steps, chunk):
-        steps = np.arange(chunk_start, min(chunk_start + chunk, total_steps))
-        equilibrium = sht.analysis(forcing(t0 + steps * dt))  # (k, N+1, N+1): Φ_eq at each step's time
+    sht, p = model.transform, model.parameters
+    dt = np.timedelta64(round(p.time_step * 1e6), "us")
+    previous = current = initial
+    chunk = max(1, round(4 * _SECONDS_PER_DAY / p.time_step))
+    for chunk_start in range(0, n_steps, chunk):
+        steps = np.arange(chunk_start, min(chunk_start + chunk, n_steps))
+        equilibrium = sht.analysis(forcing(start + steps * dt))  # (k, N+1, N+1): Φ_eq at each step's time
         for step, eq in zip(steps, equilibrium, strict=True):
             if step == 0:
                 current = model.first_step(current, equilibrium=eq)
             else:
                 previous, current = model.step(previous, current, equilibrium=eq)
-            record(step + 1, current)
+            yield current
         if not np.isfinite(current).all():
             raise RuntimeError(
-                f"the shallow-water model became unstable at {t0 + (steps[-1] + 1) * dt}; reduce "
+                f"the shallow-water model became unstable at {start + (steps[-1] + 1) * dt}; reduce "
                 "time_step_seconds, meridional_contrast_m or mountain_height_m (a layer may have run dry)"
             )
+
+
+def build_default_model(
+    config: DefaultDatasetConfig,
+) -> tuple[ShallowWaterModel, Geography, EquilibriumForcing]:
+    """The model, its geography and its forcing on the Gaussian grid, as used by the generator."""
+    model, geography = _build_model(config)
+    sht = model.transform
+    forcing = EquilibriumForcing(config, sht.latitudes, sht.longitudes, geography.land_sea_mask(sht))
+    return model, geography, forcing
+
+
+def simulate_default_dataset(config: DefaultDatasetConfig | None = None) -> xr.Dataset:
+    """Run the model and return the dataset in memory (no caching); short ``years`` for tests.
+
+    Returns an xr.Dataset with ``geopotential``, ``u_component_of_wind``, ``v_component_of_wind``
+    of dims (time, level, latitude, longitude), level = ``levels_hpa`` (top layer, bottom layer),
+    and static ``geopotential_at_surface``, ``land_sea_mask`` (latitude, longitude); float32 on the
+    64 × 32 grid. The run starts at rest ``spinup_days`` before ``start``.
+    """
+    config = config or DefaultDatasetConfig()
+    model, geography, forcing = build_default_model(config)
+    steps_per_output = round(config.output_hours * 3600 / config.time_step_seconds)
+    n_outputs = round(config.years * 365.25 * 24 / config.output_hours)
+    spinup_steps = round(config.spinup_days * _SECONDS_PER_DAY / config.time_step_seconds)
+    start = np.datetime64(config.start, "us")
+    t0 = start - spinup_steps * np.timedelta64(round(config.time_step_seconds * 1e6), "us")
+    total_steps = spinup_steps + (n_outputs - 1) * steps_per_output
+
+    saved = np.empty((n_outputs, 2, 3, config.truncation + 1, config.truncation + 1), dtype=np.complex128)
+    initial = initial_state(model, config)
+    states = itertools.chain([initial], forced_trajectory(model, forcing, initial, t0, total_steps))
+    for step, state in enumerate(states):
+        offset = step - spinup_steps
+        if offset >= 0 and offset % steps_per_output == 0:
+            saved[offset // steps_per_output] = state
+    output_grid = model.transform.at_latitudes(WB2_LATITUDES, WB2_NLON)
     return _to_dataset(config, model, geography, output_grid, saved, start)
 
 
