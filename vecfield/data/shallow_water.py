@@ -330,7 +330,7 @@ class ShallowWaterModel:
             damping[-1, [VORTICITY, DIVERGENCE]] += 1.0 / p.drag_time
         self._damping = damping
         self._G = p.montgomery_matrix()
-        self._H = np.diag(p.reference_thickness)
+        self._reference = np.asarray(p.reference_thickness, dtype=np.float64)[:, None, None]
         self._solvers = {dt: self._implicit_solver(dt) for dt in (p.time_step, 0.5 * p.time_step)}
 
     def _implicit_solver(self, dt: float) -> np.ndarray:
@@ -338,8 +338,10 @@ class ShallowWaterModel:
         L = np.arange(self.parameters.truncation + 1) * (np.arange(self.parameters.truncation + 1) + 1.0)
         L = L / self.parameters.radius**2
         K = self.parameters.layers
-        system = np.eye(K)[None] + dt**2 * L[:, None, None] * (self._H @ self._G)[None]
-        return np.linalg.inv(system)
+        system = np.eye(K)[None] + dt**2 * L[:, None, None] * (
+            np.diag(self.parameters.reference_thickness) @ self._G
+        )
+        return np.linalg.inv(system).astype(np.complex128)
 
     def state_from_grid(self, u: np.ndarray, v: np.ndarray, thickness: np.ndarray) -> np.ndarray:
         """Grid u, v (m s⁻¹) and Φ_h (m² s⁻²), each (layers, nlat, nlon) or (nlat, nlon) for one layer
@@ -353,6 +355,10 @@ class ShallowWaterModel:
     def montgomery_potential(self, state: np.ndarray) -> np.ndarray:
         """Spectral M = Φ_s + G Φ_h, (..., layers, N+1, N+1); top layer: g × the free-surface height."""
         return self._surface_spectral + np.einsum("ij,...jmn->...imn", self._G, state[..., THICKNESS, :, :])
+
+    def _montgomery(self, thickness: np.ndarray) -> np.ndarray:
+        """G Φ_h for spectral thicknesses (K, N+1, N+1), as one small matmul."""
+        return (self._G @ thickness.reshape(len(thickness), -1)).reshape(thickness.shape)
 
     def grid_from_state(
         self, state: np.ndarray, synthesis: SphericalHarmonicSynthesis | None = None
@@ -422,22 +428,17 @@ class ShallowWaterModel:
             if p.layers == 2:
                 tendency[1, THICKNESS] -= transfer
         L = -sht.laplacian[0]  # (N,) = n(n+1)/a²
-        G, H = self._G, self._H
+        H = self._reference  # diagonal of H̄, (K, 1, 1)
         A = (
             previous[:, DIVERGENCE]
             + 2 * dt * tendency[:, DIVERGENCE]
-            + dt * L * np.einsum("ij,jmn->imn", G, previous[:, THICKNESS])
+            + dt * L * self._montgomery(previous[:, THICKNESS])
         )
-        B = (
-            previous[:, THICKNESS]
-            + 2 * dt * tendency[:, THICKNESS]
-            - dt * np.einsum("ij,jmn->imn", H, previous[:, DIVERGENCE])
-        )
+        B = previous[:, THICKNESS] + 2 * dt * tendency[:, THICKNESS] - dt * H * previous[:, DIVERGENCE]
         nxt = np.empty_like(current)
-        nxt[:, THICKNESS] = np.einsum(
-            "nij,jmn->imn", self._solvers[dt], B - dt * np.einsum("ij,jmn->imn", H, A)
-        )
-        nxt[:, DIVERGENCE] = A + dt * L * np.einsum("ij,jmn->imn", G, nxt[:, THICKNESS])
+        rhs = (B - dt * H * A).transpose(2, 0, 1)  # (N, K, M): one K-vector per total wavenumber n
+        nxt[:, THICKNESS] = (self._solvers[dt] @ rhs).transpose(1, 2, 0)
+        nxt[:, DIVERGENCE] = A + dt * L * self._montgomery(nxt[:, THICKNESS])
         nxt[:, VORTICITY] = previous[:, VORTICITY] + 2 * dt * tendency[:, VORTICITY]
         return nxt * (sht.mask / (1.0 + 2 * dt * self._damping))
 
