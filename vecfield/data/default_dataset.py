@@ -87,11 +87,19 @@ class DefaultDatasetConfig:
     mountain_height_m: float = 1000.0
     relaxation_days: float = 10.0
     drag_days: float = 8.0
+    top_drag_days: float = 20.0
     hyperdiffusion_hours: float = 6.0
     hyperdiffusion_order: int = 4
 
     def __post_init__(self) -> None:
-        positive = ("years", "output_hours", "time_step_seconds", "relaxation_days", "drag_days")
+        positive = (
+            "years",
+            "output_hours",
+            "time_step_seconds",
+            "relaxation_days",
+            "drag_days",
+            "top_drag_days",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -219,6 +227,7 @@ def _build_model(config: DefaultDatasetConfig) -> tuple[ShallowWaterModel, Geogr
         hyperdiffusion_time=config.hyperdiffusion_hours * 3600.0,
         hyperdiffusion_order=config.hyperdiffusion_order,
         drag_time=config.drag_days * _SECONDS_PER_DAY,
+        top_drag_time=config.top_drag_days * _SECONDS_PER_DAY,
         relaxation_time=config.relaxation_days * _SECONDS_PER_DAY,
     )
     return ShallowWaterModel(parameters, transform, surface), geography
@@ -421,8 +430,9 @@ def load_default_dataset(
         dataset = simulate_default_dataset(config)
         temporary = folder / f".{store.name}.{uuid.uuid4().hex}.tmp"
         try:
+            # zarr format 2 with consolidated metadata: readable by zarr-python 2 and 3 alike
             dataset.chunk({"time": 4 * 24 // config.output_hours}).to_zarr(
-                temporary, mode="w", consolidated=True
+                temporary, mode="w", consolidated=True, zarr_format=2
             )
             os.replace(temporary, store)
         except OSError:

@@ -246,7 +246,8 @@ class ShallowWaterParameters:
     two-layer model). The gravity-wave terms are treated implicitly about these thicknesses.
     density_ratio: ρ_top/ρ_bottom of a two-layer model (< 1); the layers feel the Montgomery
     potentials M_top = Φ_s + g(h_top + h_bottom), M_bottom = M_top − (1 − ρ_top/ρ_bottom) g h_top.
-    drag_time: Rayleigh drag of the bottom layer only (surface friction).
+    drag_time: Rayleigh drag of the bottom layer (surface friction); top_drag_time: weak Rayleigh
+    drag of the top layer of a two-layer model (interior friction; keeps planetary waves bounded).
     relaxation_time: Newtonian relaxation of the top layer's thickness toward an equilibrium; in a
     two-layer model the mass moves from the bottom layer (a diabatic mass flux), so total mass is kept.
     robert_filter / williams_alpha: ν and α of the Robert–Asselin–Williams filter (Williams 2009);
@@ -260,6 +261,7 @@ class ShallowWaterParameters:
     hyperdiffusion_time: float | None = 6 * 3600.0
     hyperdiffusion_order: int = 2
     drag_time: float | None = None
+    top_drag_time: float | None = None
     relaxation_time: float | None = None
     robert_filter: float = 0.1
     williams_alpha: float = 0.53
@@ -288,7 +290,7 @@ class ShallowWaterModel:
 
     In each layer i the momentum equations (1)–(2) hold with Φ replaced by its Montgomery
     potential M_i (see :class:`ShallowWaterParameters`) and continuity (3) reads
-    ∂Φ_h,i/∂t = −∇·(Φ_h,i v_i). ``surface_geopotential`` is Φ_s (nlat, nlon).
+    ∂Φ_h,i/∂t = −∇·(Φ_h,i v_i). ``surface_geopotential`` is Φ_s (nlat, nlon), truncated to T_N.
     States are complex arrays (layers, 3, N+1, N+1) indexed by VORTICITY, DIVERGENCE, THICKNESS.
     """
 
@@ -317,6 +319,8 @@ class ShallowWaterModel:
                 f"expected the Gaussian grid ({sht.nlat}, {sht.nlon})"
             )
         self._surface_spectral = sht.analysis(self.surface_geopotential)
+        # the model sees orography truncated to T_N; keep the grid copy consistent (energy diagnostics)
+        self.surface_geopotential = sht.scalar(self._surface_spectral)
         self._coriolis = 2.0 * p.rotation * sht.mu[:, None]
         self._flux_scale = 1.0 / (p.radius * (1.0 - sht.mu**2))[:, None]
         N, K = p.truncation, p.layers
@@ -328,6 +332,8 @@ class ShallowWaterModel:
         damping[:] = hyper
         if p.drag_time is not None:
             damping[-1, [VORTICITY, DIVERGENCE]] += 1.0 / p.drag_time
+        if p.top_drag_time is not None and K == 2:
+            damping[0, [VORTICITY, DIVERGENCE]] += 1.0 / p.top_drag_time
         self._damping = damping
         self._G = p.montgomery_matrix()
         self._reference = np.asarray(p.reference_thickness, dtype=np.float64)[:, None, None]
