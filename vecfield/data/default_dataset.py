@@ -12,14 +12,16 @@ geopotential at 500 and 850 hPa, shifted by constants to standard-atmosphere hei
 Forcing: the top layer's thickness relaxes with time τ_r toward Φ_eq, moving mass to or from the
 bottom layer (a diabatic mass flux; total mass is conserved):
 
-    Φ_eq(λ, φ, t) = g [ H_top + ΔZ_m (Q_a(φ, t) − ⟨Q_a⟩)/⟨Q_a⟩                (meridional, seasonal)
+    Φ_eq(λ, φ, t) = g [ H_top + ½ ΔZ_m tanh((Q_a(φ, t) − Q_c)/ΔQ)          (polar front, seasonal)
                            + ΔZ_l ℓ(λ, φ) (Q_a(φ, t) − Q̂_a(φ))/S₀           (land–sea monsoon)
                            + ΔZ_d (c + (1 − c) ℓ) (1 − α(φ)) (Q − Q̄)(λ, φ, t)/S₀ ]   (diurnal tide)
 
 with Q(λ, φ, t) the instantaneous TOA flux of :func:`vecfield.data.forcings.instantaneous_solar_flux`
 (the same astronomy as the forecaster's ``toa_incident_solar_radiation`` feature), Q̄(φ, t) its
 zonal mean (= the daily mean), Q_a = (1 − α(φ)) Q̄ the absorbed daily mean with a planetary albedo
-α(φ) = α₀ + α₁ sin²φ, ⟨Q_a⟩ its global annual mean, Q̂_a(φ) its annual mean at latitude φ,
+α(φ) = α₀ + α₁ sin²φ, Q_c ± ΔQ the absorbed flux where the equilibrium "polar front" (the
+steepest interface tilt, hence the jet) sits — near 45° in winter, poleward in summer — Q̂_a(φ) the
+annual mean of Q_a at latitude φ,
 ℓ ∈ [0, 1] the land–sea mask and c the ocean share of the diurnal response. Orography Φ_s = g h_s
 rises over land; land and mountains come from a seeded smooth random field, so ``land_sea_mask``
 and ``geopotential_at_surface`` are genuine static inputs of the dynamics. Rayleigh drag τ_d on
@@ -68,16 +70,18 @@ class DefaultDatasetConfig:
     years: float = 3.0
     seed: int = 0
     start: str = "2000-01-01"
-    spinup_days: float = 90.0
+    spinup_days: float = 120.0
     output_hours: int = 6
     levels_hpa: tuple[int, int] = (500, 850)
     standard_heights_m: tuple[float, float] = (5574.0, 1457.0)  # ICAO standard atmosphere at those levels
     truncation: int = 21
     time_step_seconds: float = 3600.0
-    top_layer_depth_m: float = 7000.0
-    bottom_layer_depth_m: float = 3000.0
+    top_layer_depth_m: float = 6000.0
+    bottom_layer_depth_m: float = 4000.0
     density_ratio: float = 0.5
     meridional_contrast_m: float = 4000.0
+    front_absorbed_flux: float = 150.0
+    front_flux_width: float = 40.0
     land_seasonal_contrast_m: float = 600.0
     diurnal_amplitude_m: float = 600.0
     ocean_diurnal_share: float = 0.3
@@ -85,9 +89,9 @@ class DefaultDatasetConfig:
     albedo_increase_to_pole: float = 0.4
     land_fraction: float = 0.3
     mountain_height_m: float = 1000.0
-    relaxation_days: float = 10.0
-    drag_days: float = 8.0
-    top_drag_days: float = 20.0
+    relaxation_days: float = 6.0
+    drag_days: float = 5.0
+    top_drag_days: float | None = None
     hyperdiffusion_hours: float = 6.0
     hyperdiffusion_order: int = 4
 
@@ -101,7 +105,7 @@ class DefaultDatasetConfig:
             "top_drag_days",
         )
         for name in positive:
-            if not getattr(self, name) > 0:
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.spinup_days < 0:
             raise ValueError(f"spinup_days must be ≥ 0, got {self.spinup_days}")
@@ -185,8 +189,6 @@ class EquilibriumForcing:
         days = np.datetime64("2001-01-01T12:00") + np.arange(365) * np.timedelta64(1, "D")
         absorbed = self.coalbedo[None, :, 0] * self._daily_mean_flux(days)  # (365, J)
         self.annual_absorbed = absorbed.mean(axis=0)[:, None]  # Q̂_a(φ), (J, 1)
-        cos_lat = np.cos(np.deg2rad(self.latitudes))
-        self.global_absorbed = float((self.annual_absorbed[:, 0] * cos_lat).sum() / cos_lat.sum())  # ⟨Q_a⟩
 
     def _daily_mean_flux(self, times: np.ndarray) -> np.ndarray:
         """Q̄(φ, t): the zonal mean of the instantaneous flux, (T, J); equal to the daily mean."""
@@ -200,7 +202,7 @@ class EquilibriumForcing:
         absorbed = self.coalbedo * daily
         height = (
             c.top_layer_depth_m
-            + c.meridional_contrast_m * (absorbed - self.global_absorbed) / self.global_absorbed
+            + 0.5 * c.meridional_contrast_m * np.tanh((absorbed - c.front_absorbed_flux) / c.front_flux_width)
             + c.land_seasonal_contrast_m * self.land * (absorbed - self.annual_absorbed) / SOLAR_CONSTANT
             + c.diurnal_amplitude_m
             * (c.ocean_diurnal_share + (1.0 - c.ocean_diurnal_share) * self.land)
@@ -227,7 +229,7 @@ def _build_model(config: DefaultDatasetConfig) -> tuple[ShallowWaterModel, Geogr
         hyperdiffusion_time=config.hyperdiffusion_hours * 3600.0,
         hyperdiffusion_order=config.hyperdiffusion_order,
         drag_time=config.drag_days * _SECONDS_PER_DAY,
-        top_drag_time=config.top_drag_days * _SECONDS_PER_DAY,
+        top_drag_time=None if config.top_drag_days is None else config.top_drag_days * _SECONDS_PER_DAY,
         relaxation_time=config.relaxation_days * _SECONDS_PER_DAY,
     )
     return ShallowWaterModel(parameters, transform, surface), geography
