@@ -137,6 +137,8 @@ def test_bad_input_is_rejected_with_a_hint(tmp_path) -> None:
         DefaultDatasetConfig(years=0)
     with pytest.raises(ValueError, match="time step"):
         DefaultDatasetConfig(time_step_seconds=7000.0)
+    with pytest.raises(ValueError, match="top layer first"):
+        DefaultDatasetConfig(levels_hpa=(850, 500))
     with pytest.raises(ValueError, match="land_fraction"):
         DefaultDatasetConfig(land_fraction=1.5)
     blocker = tmp_path / "a-file"

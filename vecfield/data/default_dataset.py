@@ -117,6 +117,10 @@ class DefaultDatasetConfig:
             )
         if not 0.0 < self.land_fraction < 1.0:
             raise ValueError(f"land_fraction must lie in (0, 1), got {self.land_fraction}")
+        if not (len(self.levels_hpa) == 2 and self.levels_hpa[0] < self.levels_hpa[1]):
+            raise ValueError(
+                f"levels_hpa={self.levels_hpa} must be two pressures, top layer first (e.g. (500, 850))"
+            )
         np.datetime64(self.start)  # raises ValueError on a malformed date
 
     def cache_key(self) -> str:
@@ -148,7 +152,7 @@ def make_geography(config: DefaultDatasetConfig, transform: SphericalHarmonicTra
 
     F_q is the (1 − land_fraction) quantile of F's area-weighted distribution. Land fraction
     ℓ = clip((F − F_q)/w + ½, 0, 1) with a coastal width w; mountains h_s = H · ((F − F_q)⁺/max)^{1.5},
-    both truncated to T``truncation`` with a gentle spectral taper so they have no Gibbs ripples.
+    both truncated to T``truncation`` with a gentle spectral taper that keeps Gibbs ripples small.
     """
     rng = np.random.default_rng([config.seed, 1])
     N = transform.truncation
