@@ -17,7 +17,7 @@ from vecfield.data.default_dataset import (
     make_geography,
     simulate_default_dataset,
 )
-from vecfield.data.forcings import instantaneous_solar_flux
+from vecfield.data.forcings import add_forcings, instantaneous_solar_flux
 from vecfield.data.shallow_water import SphericalHarmonicTransform
 
 SHORT = DefaultDatasetConfig(years=4 / 365.25, spinup_days=2.0)  # 16 states after 2 days
@@ -196,3 +196,13 @@ def test_default_year_has_weather_like_predictability() -> None:
         assert ratios[0] < 0.5
         assert 0.3 < ratios[1] < 0.9
         assert ratios[2] > 1.0
+
+
+def test_forcing_features_attach_to_the_dataset(short_dataset: xr.Dataset) -> None:
+    """add_forcings computes TOA radiation and progress features on the dataset's own grid and times."""
+    with_forcings = add_forcings(short_dataset)
+    tisr = with_forcings.toa_incident_solar_radiation
+    assert tisr.dims == ("time", "latitude", "longitude")
+    assert tisr.shape == (16, 32, 64)
+    assert float(tisr.max()) > 3.0e6  # J m⁻² accumulated over an hour near the subsolar point
+    assert with_forcings.day_progress_sin.dims == ("time", "longitude")
