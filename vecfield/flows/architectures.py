@@ -1,0 +1,148 @@
+"""NICE, RealNVP and Glow for vectors (D,) and images (C, H, W).
+
+Conditioners are vecfield backbones: ``vecfield.nn.MLP`` (time_features=0) on vectors and
+``vecfield.nn.ConvNet`` (time_features=0) on images, with zero-initialized outputs so every
+coupling starts as the identity.
+
+Images use the multi-scale architecture: after each scale but the last, half the channels are
+factored out (``FactorOut``) and only the rest are transformed further.
+"""
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from vecfield.flows.bijection import Bijection, Chain
+from vecfield.flows.coupling import Coupling, ElementwiseScaling, channel_mask, checkerboard_mask
+from vecfield.flows.flow import Flow
+from vecfield.flows.glow_layers import ActNorm, InvertibleLinearLU
+from vecfield.flows.reshape import FactorOut, Squeeze, Unsqueeze, check_squeezable
+from vecfield.nn import MLP, ConvNet
+
+
+def _event_shape(event_shape: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in event_shape)
+    if len(shape) == 1:
+        if shape[0] < 2:
+            raise ValueError(f"coupling flows need at least 2 features to split, got event_shape {shape}")
+    elif len(shape) != 3:
+        raise ValueError(f"event_shape must be (D,) for vectors or (C, H, W) for images, got {shape}")
+    return shape
+
+
+def _conditioner(shape: tuple[int, ...], out_per_channel: int, hidden: int, depth: int) -> nn.Module:
+    if len(shape) == 1:
+        return MLP(shape[0], out_per_channel * shape[0], hidden_features=hidden, depth=depth,
+                   time_features=0, zero_init_output=True)
+    return ConvNet(shape[0], out_per_channel * shape[0], hidden_channels=hidden, depth=depth,
+                   zero_init_output=True)
+
+
+def _coupling(mask_fn: Callable[[tuple[int, ...], int], Tensor], shape: tuple[int, ...], parity: int,
+              affine: bool, hidden: int, depth: int) -> Coupling:
+    return Coupling(mask_fn(shape, parity), _conditioner(shape, 2 if affine else 1, hidden, depth), affine)
+
+
+class NICE(Flow):
+    """NICE (Dinh et al. 2014): additive couplings with alternating masks, then a diagonal scaling.
+
+    Vectors: alternating-entry masks; images: alternating checkerboard masks. log_det comes only
+    from the final scaling layer (additive couplings preserve volume).
+    """
+
+    def __init__(self, event_shape: tuple[int, ...], num_couplings: int = 4, hidden_features: int = 128,
+                 depth: int = 2) -> None:
+        shape = _event_shape(event_shape)
+        if num_couplings < 2:
+            raise ValueError(f"num_couplings must be ≥ 2 so that every entry is transformed, "
+                             f"got {num_couplings}")
+        layers: list[Bijection] = [_coupling(checkerboard_mask, shape, i % 2, False, hidden_features, depth)
+                                   for i in range(num_couplings)]
+        layers.append(ElementwiseScaling(shape))
+        config = dict(event_shape=shape, num_couplings=num_couplings, hidden_features=hidden_features,
+                      depth=depth)
+        super().__init__(Chain(*layers), shape, config)
+
+
+def _realnvp_scale(shape: tuple[int, ...], scales: int, couplings: int, hidden: int, depth: int) -> Chain:
+    """One RealNVP scale on (C, H, W): checkerboard couplings, squeeze, channel couplings, factor out."""
+    if scales == 1:
+        return Chain(*[_coupling(checkerboard_mask, shape, i % 2, True, hidden, depth)
+                       for i in range(couplings + 1)])
+    c, h, w = shape
+    squeezed = (4 * c, h // 2, w // 2)
+    layers: list[Bijection] = [_coupling(checkerboard_mask, shape, i % 2, True, hidden, depth)
+                               for i in range(couplings)]
+    layers.append(Squeeze())
+    layers += [_coupling(channel_mask, squeezed, i % 2, True, hidden, depth) for i in range(couplings)]
+    rest = (2 * c, h // 2, w // 2)  # the half of the squeezed channels that stays in the flow
+    layers.append(FactorOut(_realnvp_scale(rest, scales - 1, couplings, hidden, depth), 2 * c))
+    layers.append(Unsqueeze())
+    return Chain(*layers)
+
+
+class RealNVP(Flow):
+    """RealNVP (Dinh et al. 2017): affine couplings, eqs. 15.3–15.6.
+
+    Vectors: ``num_couplings`` couplings with alternating-entry masks. Images: ``num_scales``
+    scales; each but the last has ``num_couplings`` checkerboard couplings, a squeeze,
+    ``num_couplings`` channel couplings and factors out half the channels; the last scale has
+    ``num_couplings + 1`` checkerboard couplings. H and W must be divisible by 2^(num_scales−1).
+    """
+
+    def __init__(self, event_shape: tuple[int, ...], num_couplings: int = 3, num_scales: int = 2,
+                 hidden_features: int = 128, depth: int = 2) -> None:
+        shape = _event_shape(event_shape)
+        if num_couplings < 2 or num_scales < 1:
+            raise ValueError(f"need num_couplings ≥ 2 and num_scales ≥ 1, got {num_couplings}, {num_scales}")
+        if len(shape) == 1:
+            transform = Chain(*[_coupling(checkerboard_mask, shape, i % 2, True, hidden_features, depth)
+                                for i in range(num_couplings)])
+        else:
+            check_squeezable(shape, num_scales - 1)
+            transform = _realnvp_scale(shape, num_scales, num_couplings, hidden_features, depth)
+        config = dict(event_shape=shape, num_couplings=num_couplings, num_scales=num_scales,
+                      hidden_features=hidden_features, depth=depth)
+        super().__init__(transform, shape, config)
+
+
+def _glow_step(shape: tuple[int, ...], hidden: int, depth: int) -> Chain:
+    """One step of flow: ActNorm → invertible 1×1 convolution (LU) → affine coupling."""
+    return Chain(ActNorm(shape[0]), InvertibleLinearLU(shape[0]),
+                 _coupling(channel_mask, shape, 0, True, hidden, depth))
+
+
+def _glow_scale(shape: tuple[int, ...], scales: int, steps: int, hidden: int, depth: int) -> Chain:
+    """One Glow level on (C, H, W): squeeze, ``steps`` steps of flow, factor out half the channels."""
+    c, h, w = shape
+    squeezed = (4 * c, h // 2, w // 2)
+    layers: list[Bijection] = [Squeeze(), *[_glow_step(squeezed, hidden, depth) for _ in range(steps)]]
+    if scales > 1:
+        rest = (2 * c, h // 2, w // 2)  # the half of the squeezed channels that stays in the flow
+        layers.append(FactorOut(_glow_scale(rest, scales - 1, steps, hidden, depth), 2 * c))
+    layers.append(Unsqueeze())
+    return Chain(*layers)
+
+
+class Glow(Flow):
+    """Glow (Kingma & Dhariwal 2018): steps of ActNorm, invertible 1×1 conv (LU) and affine coupling.
+
+    Vectors: ``num_steps`` steps on (D,). Images: ``num_scales`` levels, each a squeeze followed by
+    ``num_steps`` steps; every level but the last factors out half the channels. H and W must be
+    divisible by 2^num_scales. Call ``initialize(batch)`` (or train with ``vecfield.density.fit``,
+    which does) for ActNorm's data-dependent initialization.
+    """
+
+    def __init__(self, event_shape: tuple[int, ...], num_steps: int = 4, num_scales: int = 2,
+                 hidden_features: int = 128, depth: int = 2) -> None:
+        shape = _event_shape(event_shape)
+        if num_steps < 1 or num_scales < 1:
+            raise ValueError(f"need num_steps ≥ 1 and num_scales ≥ 1, got {num_steps}, {num_scales}")
+        if len(shape) == 1:
+            transform = Chain(*[_glow_step(shape, hidden_features, depth) for _ in range(num_steps)])
+        else:
+            check_squeezable(shape, num_scales)
+            transform = _glow_scale(shape, num_scales, num_steps, hidden_features, depth)
+        config = dict(event_shape=shape, num_steps=num_steps, num_scales=num_scales,
+                      hidden_features=hidden_features, depth=depth)
+        super().__init__(transform, shape, config)
