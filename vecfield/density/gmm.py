@@ -54,7 +54,7 @@ class GaussianMixture(nn.Module):
     exact_log_prob = True
 
     def __init__(self, features: int, n_components: int, covariance_type: CovarianceType = "full",
-                 n_restarts: int = 5, max_iter: int = 1000, tol: float = 1e-10,
+                 n_restarts: int = 5, max_iter: int = 1000, tol: float = 1e-8,
                  reg_covar: float = 1e-6) -> None:
         super().__init__()
         if covariance_type not in ("full", "diag"):

@@ -72,7 +72,7 @@ def fit(model: GradientTrainable | DirectlyFittable, train: Tensor, settings: Tr
             torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         model.eval()  # type: ignore[attr-defined]
         return losses
     if isinstance(model, DirectlyFittable):

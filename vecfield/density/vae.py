@@ -37,14 +37,15 @@ def _network(inputs: int, outputs: int, hidden: int, depth: int) -> nn.Module:
 
 
 class _Plain(nn.Module):
-    """Calls a vector-field backbone as a plain function of its input."""
+    """Calls a vector-field backbone as a plain function of its input: (..., D_in) -> (..., D_out)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x, None, None)
+        lead = x.shape[:-1]
+        return self.net(x.reshape(-1, x.shape[-1]), None, None).reshape(*lead, -1)
 
 
 class VAE(nn.Module):
