@@ -8,14 +8,13 @@ import pytest
 import torch
 from scipy import stats
 
-from vecfield.density import GaussianMixture, kmeans_plus_plus, load_checkpoint, save_checkpoint
-
-
-def crab_bins(shared_data: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edges (30,) with −inf below the first bin and +inf above the last, counts (29,)."""
-    table = np.genfromtxt(shared_data / "pearson_crabs.csv", delimiter=",", skip_header=1)
-    edges = torch.cat([torch.tensor([-math.inf]), torch.from_numpy(table[:, 0])])
-    return edges, torch.from_numpy(table[:, 1])
+from vecfield.density import (
+    GaussianMixture,
+    kmeans_plus_plus,
+    load_checkpoint,
+    read_binned_counts,
+    save_checkpoint,
+)
 
 
 def two_cluster_data(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -62,7 +61,7 @@ def test_kmeans_plus_plus_picks_distinct_data_points() -> None:
 
 
 def test_crabs_binned_fit_reproduces_the_reference(shared_data: Path) -> None:
-    edges, counts = crab_bins(shared_data)
+    edges, counts = read_binned_counts(shared_data / "pearson_crabs.csv")
     assert int(counts.sum()) == 1000
     g = torch.Generator().manual_seed(0)
     two = GaussianMixture(1, 2, n_restarts=2, max_iter=100).fit_binned(edges, counts, generator=g)

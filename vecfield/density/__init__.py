@@ -5,6 +5,7 @@ function (``fit``), held-out reports in nats and bits/dim with uniform dequantiz
 Flows (``vecfield.flows``) meet the same contract.
 """
 
+from vecfield.density.binned import read_binned_counts
 from vecfield.density.checkpoint import load_checkpoint, save_checkpoint
 from vecfield.density.contract import DensityModel, DirectlyFittable, GradientTrainable
 from vecfield.density.evaluation import (
@@ -33,5 +34,6 @@ __all__ = [
     "kmeans_plus_plus",
     "load_checkpoint",
     "mean_log_likelihood",
+    "read_binned_counts",
     "save_checkpoint",
 ]
