@@ -86,8 +86,8 @@ QUICK: dict[str, Any] = {
     "iwae_samples": 32,
 }
 FULL: dict[str, Any] = {
-    "toy": Budget(64, 2, 6, 1500, 512, 2e-3), "digits": Budget(256, 2, 6, 1000, 128, 1e-3),
-    "toy_sizes": (30_000, 10_000), "conv_hidden": 32, "toy_gmm": (16, 2, 300),
+    "toy": Budget(64, 2, 6, 1000, 512, 2e-3), "digits": Budget(256, 2, 6, 800, 128, 1e-3),
+    "toy_sizes": (20_000, 5_000), "conv_hidden": 32, "toy_gmm": (16, 1, 150),
     "digits_gmm_components": (1, 2, 4, 8), "iwae_samples": 256,
 }
 

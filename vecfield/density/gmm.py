@@ -79,15 +79,18 @@ class GaussianMixture(nn.Module):
     # ----- densities ---------------------------------------------------------------------------
     def _component_log_prob(self, x: Tensor) -> Tensor:
         """log N(x; μ_k, Σ_k): (B, D) float64 -> (B, K)."""
-        diff = x[:, None, :] - self.means[None]  # (B, K, D)
         d = x.shape[1]
         if self.covariance_type == "diag":
-            maha = (diff**2 / self.covariances[None]).sum(-1)
+            maha = ((x[:, None, :] - self.means[None]) ** 2 / self.covariances[None]).sum(-1)
             log_det = torch.log(self.covariances).sum(-1)
         else:
             chol = torch.linalg.cholesky(self.covariances)  # (K, D, D)
-            sol = torch.linalg.solve_triangular(chol[None], diff[..., None], upper=False)[..., 0]
-            maha = (sol**2).sum(-1)
+            eye = torch.eye(d, dtype=chol.dtype).expand_as(chol)
+            chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)  # K small solves, not B·K
+            # whitened residuals L_k⁻¹(x − μ_k) as one batched matmul: (K, B, D)
+            white = torch.matmul(x[None], chol_inv.transpose(1, 2))
+            white = white - (chol_inv @ self.means[..., None])[:, None, :, 0]
+            maha = white.pow(2).sum(-1).T  # (B, K)
             log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         return -0.5 * (maha + log_det[None] + d * math.log(2 * math.pi))
 
@@ -113,11 +116,11 @@ class GaussianMixture(nn.Module):
         nk = resp.sum(0) + 1e-12  # (K,)
         self.weights.copy_(nk / nk.sum())
         self.means.copy_(resp.T @ x / nk[:, None])
-        diff = x[:, None, :] - self.means[None]  # (N, K, D)
+        centred = x[None] - self.means[:, None]  # (K, N, D)
         if self.covariance_type == "diag":
-            self.covariances.copy_((resp[..., None] * diff**2).sum(0) / nk[:, None] + self.reg_covar)
+            self.covariances.copy_((resp.T[..., None] * centred**2).sum(1) / nk[:, None] + self.reg_covar)
         else:
-            cov = torch.einsum("nk,nki,nkj->kij", resp, diff, diff) / nk[:, None, None]
+            cov = torch.matmul((centred * resp.T[..., None]).transpose(1, 2), centred) / nk[:, None, None]
             self.covariances.copy_(cov + self.reg_covar * torch.eye(x.shape[1], dtype=x.dtype))
 
     @torch.no_grad()
