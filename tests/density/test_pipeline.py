@@ -57,6 +57,19 @@ def test_small_toy_and_digits_runs_write_plots(tmp_path: Path) -> None:
     assert (tmp_path / "digits" / "digits_gmm_samples.png").is_file()
 
 
+def test_tiny_mnist_run_reads_the_idx_files(shared_data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "mnist.yaml"
+    images = shared_data / "mnist" / "t10k-images-idx3-ubyte.gz"
+    config.write_text(f"data: {{source: images, dataset: mnist, path: {images},\n"
+                      "       train_range: [0, 16], test_range: [16, 24]}\n"
+                      "model: {kind: realnvp, num_couplings: 2, num_scales: 3, hidden_features: 4,\n"
+                      "        depth: 1}\n"
+                      "train: {steps: 2, batch_size: 8}\nsamples: 4\n")
+    result = pipeline().main(["--config", str(config), "--output", str(tmp_path / "out")])
+    assert result["uniform_bits_per_dim"] == 8.0 and result["dims"] == 784
+    assert (tmp_path / "out" / "mnist_realnvp_samples.png").is_file()
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("data: {source: toy}\nmodel: {kind: glow}\nepochs: 3\n", r"unknown key\(s\) \['epochs'\].*valid keys"),
     ("data: {source: toy}\nmodel: {kind: glow, width: 3}\n", r"\['width'\] in `model \(glow\)`.*num_steps"),

@@ -5,6 +5,7 @@
 where f is a chain of bijections whose log-determinants are sums of log-diagonal terms.
 """
 
+import itertools
 from typing import Any
 
 import torch
@@ -57,9 +58,9 @@ class Flow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples x = f⁻¹(z), z ~ N(0, I): -> (n, *event)."""
-        param = next(self.parameters())
-        z = torch.randn((n, *self.event_shape), generator=generator, dtype=param.dtype)
-        return self.transform.inverse(z.to(param.device))
+        reference = next(itertools.chain(self.parameters(), self.buffers()))  # dtype and device of the flow
+        z = torch.randn((n, *self.event_shape), generator=generator, dtype=reference.dtype)
+        return self.transform.inverse(z.to(reference.device))
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
