@@ -1,12 +1,14 @@
 """Flow layers against closed forms: problem 15.2.1, ActNorm's initialization, squeeze, masks."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from scipy import stats
 from torch import Tensor, nn
 
+from vecfield.density import TrainSettings, fit, load_checkpoint, save_checkpoint
 from vecfield.flows import (
     ActNorm,
     Chain,
@@ -105,3 +107,17 @@ def test_masks_are_complementary_and_balanced() -> None:
     assert torch.equal(checkerboard_mask((1, 2, 2), 0)[0], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="both 0"):
         Coupling(torch.ones(3), nn.Identity())
+
+
+def test_fit_initializes_actnorm_once_and_never_again_after_a_checkpoint(tmp_path: Path) -> None:
+    data = torch.randn(256, 2) * torch.tensor([3.0, 0.2]) + 5
+    flow = Glow((2,), num_steps=1, hidden_features=4, depth=1)
+    fit(flow, data, TrainSettings(steps=1, learning_rate=1e-12, init_batch_size=256))
+    actnorm = flow.transform.layers[0].layers[0]
+    assert flow.initialized and float(actnorm.bias[0].detach()) == pytest.approx(-5.0, abs=0.5)
+    save_checkpoint(flow, tmp_path / "glow.pt")
+    loaded = load_checkpoint(tmp_path / "glow.pt", Glow)
+    assert loaded.initialized
+    before = loaded.state_dict()["transform.layers.0.layers.0.bias"].clone()
+    fit(loaded, data * 10, TrainSettings(steps=1, learning_rate=1e-12))  # other data: no re-initialization
+    torch.testing.assert_close(loaded.transform.layers[0].layers[0].bias.detach(), before)
