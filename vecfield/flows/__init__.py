@@ -1,0 +1,28 @@
+"""Discrete normalizing flows with exact log-likelihood: NICE, RealNVP, Glow (vectors and images)."""
+
+from vecfield.flows.architectures import NICE, Glow, RealNVP
+from vecfield.flows.bijection import Bijection, Chain
+from vecfield.flows.coupling import Coupling, ElementwiseScaling, channel_mask, checkerboard_mask
+from vecfield.flows.flow import Flow, check_batch
+from vecfield.flows.glow_layers import ActNorm, InvertibleLinearLU
+from vecfield.flows.reshape import FactorOut, Squeeze, Unsqueeze, check_squeezable
+
+__all__ = [
+    "NICE",
+    "ActNorm",
+    "Bijection",
+    "Chain",
+    "Coupling",
+    "ElementwiseScaling",
+    "FactorOut",
+    "Flow",
+    "Glow",
+    "InvertibleLinearLU",
+    "RealNVP",
+    "Squeeze",
+    "Unsqueeze",
+    "channel_mask",
+    "check_batch",
+    "check_squeezable",
+    "checkerboard_mask",
+]
