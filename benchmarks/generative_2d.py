@@ -193,13 +193,13 @@ def print_targets(t: dict) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: one dataset, few steps and NFEs")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per method (full 3000)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per method (full 2000)")
     parser.add_argument("--datasets", nargs="+", default=None, choices=DATASETS_FULL)
     parser.add_argument("--samples", type=int, default=None, help="generated points per evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    args.steps = args.steps or (300 if args.quick else 3000)
+    args.steps = args.steps or (300 if args.quick else 2000)
     args.datasets = args.datasets or (["8gaussians"] if args.quick else list(DATASETS_FULL))
     args.samples = args.samples or (500 if args.quick else 2000)
     args.reference = 2000 if args.quick else 10_000
