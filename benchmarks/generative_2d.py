@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> dict:
                                         "energy_distance": quality, "train_steps_per_s": speed,
                                         "heldout_nll": nll, "true_entropy": TRUE_ENTROPY.get(dataset)}
         print_dataset(dataset, results["datasets"][dataset], args.nfe)
+        write_json(args.out, results)  # partial results survive an interrupted run
     results["targets"] = targets(results["datasets"])
     print_targets(results["targets"])
     return results

@@ -170,4 +170,6 @@ class Objective:
                 raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the "
                                  f"data's shape {tuple(x1.shape)}; give one weight per element, e.g. shape "
                                  f"(1, *{tuple(x1.shape[1:])})") from error
-        return (self.weighting(c) * squared).mean()
+        if self.weighting is not uniform_weighting:  # λ = 1 needs no multiplication
+            squared = self.weighting(c) * squared
+        return squared.mean()
