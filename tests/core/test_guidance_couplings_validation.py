@@ -9,6 +9,8 @@ import torch
 from vecfield import VectorFieldModel
 from vecfield.core.couplings import IndependentCoupling, MinibatchOTCoupling, ZeroCoupling, get_coupling
 from vecfield.core.guidance import drop_condition, guided_output
+from vecfield.core.likelihood import bits_per_dim, gaussian_log_prob
+from vecfield.core.model import network_calls
 from vecfield.core.objective import DiscreteStepTime, LogitNormalTime, LogNormalSigmaTime
 from vecfield.core.schedules import EDMSchedule, VPSchedule
 from vecfield.core.solvers import check_time_grid, time_grid
@@ -138,3 +140,15 @@ def test_user_errors_name_problem_and_fix() -> None:
         model.log_prob(torch.randn(2, 2), torch.tensor([0, 1]), divergence="trace")
     with pytest.raises(ValueError, match="source_log_prob"):
         VectorFieldModel(net, "deterministic").log_prob(torch.randn(2, 2), torch.tensor([0, 1]))
+
+
+def test_network_calls_and_likelihood_units() -> None:
+    assert network_calls("euler", 7) == 7 and network_calls("heun", 5) == 10 and network_calls("rk4", 2) == 8
+    assert network_calls("ddim", 50) == 50
+    with pytest.raises(ValueError, match="adaptive"):
+        network_calls("dopri5", 10)
+    x = torch.randn(5, 3, 2, dtype=torch.float64)
+    expected = torch.distributions.Normal(0.0, 2.0).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(gaussian_log_prob(x, std=2.0), expected)
+    # a uniform density on [0, 1]^6 has log p = 0: 0 bits/dim; on [0, 2]^6, −6 ln 2 nats: 1 bit/dim
+    torch.testing.assert_close(bits_per_dim(torch.tensor([-6 * math.log(2)]), 6), torch.tensor([1.0]))
