@@ -12,7 +12,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+# one intra-op thread: the tiny MLP gains nothing from more, and shared CI cores make them costly
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+       "OMP_NUM_THREADS": "1"}
 
 
 def test_train_toy_generator_writes_png_weights_and_metrics(tmp_path: Path) -> None:
