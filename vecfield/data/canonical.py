@@ -1,6 +1,6 @@
 """Bring any ERA5-like xarray Dataset into the canonical layout.
 
-The canonical layout (documented in docs/readme/data.md):
+The canonical layout (documented in docs/data.md):
 - variables named as in ARCO-ERA5 / WeatherBench2 (``geopotential``, ``2m_temperature`` ...);
 - dimensions ordered (time, level, latitude, longitude), with ``realization`` first when ensemble
   members are kept; latitude increasing (−90 → 90), longitude in [0, 360) increasing, level in

@@ -1,6 +1,6 @@
 """Training checkpoints: atomic writes, weights-only loading, schema and class checks, rotation.
 
-A checkpoint is a dict of tensors and plain Python values (see ``docs/readme/train.md``)::
+A checkpoint is a dict of tensors and plain Python values (see ``docs/train.md``)::
 
     format, schema_version, vecfield_version, torch_version, model_class, task_class,
     step, data_position {epoch, batch, num_samples}, model, ema {weights, n_averaged} | None, optimizer,

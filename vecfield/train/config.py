@@ -39,7 +39,7 @@ def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """Options of :class:`vecfield.train.Trainer` (see docs/readme/train.md for the table).
+    """Options of :class:`vecfield.train.Trainer` (see docs/train.md for the table).
 
     Steps count optimizer updates. ``batch_size`` is the GLOBAL batch: under torchrun with N
     processes each process draws ``batch_size / N`` samples, so a config trains the same model
