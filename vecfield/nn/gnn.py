@@ -88,10 +88,10 @@ class GridMeshGNN(nn.Module):
             features = graph[edge_type].edge_attr[order].float()
             self.register_buffer(f"{name}_features", features, persistent=False)
 
-        condition = latent if time_features else 0
+        condition = time_features  # width of c = MLP(sinusoidal(t)), as GenCast's small noise encoder
         self.time_embedding = nn.Sequential(
-            SinusoidalEmbedding(time_features), nn.Linear(time_features, latent), nn.SiLU(),
-            nn.Linear(latent, latent),
+            SinusoidalEmbedding(time_features), nn.Linear(time_features, time_features), nn.SiLU(),
+            nn.Linear(time_features, time_features),
         ) if time_features else None
         grid_width = in_channels + cond_channels + self.grid_features.shape[1]
         self.grid_embedding = SplitMLP([grid_width], latent, condition)
