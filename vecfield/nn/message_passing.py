@@ -40,22 +40,30 @@ class _SiLULinearNorm(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         a, normed, rstd, weight, scale = ctx.saved_tensors
         g = grad_out.to(normed.dtype)
+        width = normed.shape[-1]
         d_scale = d_shift = None
         if ctx.has_modulation:
-            d_scale = (g * normed).sum(dim=1, keepdim=True).to(scale.dtype)
+            gain = (1.0 + scale).transpose(1, 2)  # (B, L, 1)
+            g_normed = g * normed
+            d_scale = g_normed.sum(dim=1, keepdim=True).to(scale.dtype)
             d_shift = g.sum(dim=1, keepdim=True).to(scale.dtype)
+            # row means of g·(1 + scale) and g·(1 + scale)·x̂ as matrix-vector products
+            mean_g = torch.matmul(g, gain).div_(width)
+            mean_gx = torch.matmul(g_normed, gain).div_(width)
+            del g_normed
             g = g * (1.0 + scale)
+        else:
+            mean_g = g.mean(dim=-1, keepdim=True)
+            mean_gx = (g * normed).mean(dim=-1, keepdim=True)
         # LayerNorm backward: dy = rstd·(g − mean(g) − x̂·mean(g·x̂))
-        dy = g - g.mean(dim=-1, keepdim=True)
-        dy -= normed * (g * normed).mean(dim=-1, keepdim=True)
-        dy *= rstd
-        del g
+        dy = torch.addcmul(g - mean_g, normed, mean_gx, value=-1.0).mul_(rstd)
+        del g, mean_g, mean_gx
         d_bias = dy.sum(dim=tuple(range(dy.ndim - 1))).to(weight.dtype)
-        dy = dy.to(a.dtype)
-        hidden = F.silu(a)
-        d_weight = (dy.reshape(-1, dy.shape[-1]).t() @ hidden.reshape(-1, hidden.shape[-1])).to(weight.dtype)
+        dy = dy.to(a.dtype).reshape(-1, width)
+        hidden = F.silu(a).reshape(-1, a.shape[-1])
+        d_weight = (dy.t() @ hidden).to(weight.dtype)
         del hidden
-        d_a = torch.ops.aten.silu_backward(dy @ weight.to(a.dtype), a)
+        d_a = torch.ops.aten.silu_backward((dy @ weight.to(a.dtype)).view(a.shape), a)
         return d_a, d_weight, d_bias, d_scale, d_shift, None
 
 
@@ -97,7 +105,7 @@ class SplitMLP(nn.Module):
         """The MLP on concat(parts) for parts that are already aligned item by item."""
         a = self.project(0, parts[0])
         for i, part in enumerate(parts[1:], start=1):
-            a = a + self.project(i, part)
+            a = _accumulate(a, self.project(i, part))
         return self.finish(a, condition)
 
 
@@ -141,6 +149,11 @@ def sum_by_receiver(messages: Tensor, index: Tensor, num_receivers: int) -> Tens
     return out.view(batch, num_receivers, channels)
 
 
+def _accumulate(total: Tensor, term: Tensor) -> Tensor:
+    """total + term, in place when the shapes allow (total must be a fresh, unsaved tensor)."""
+    return total.add_(term) if total.shape == term.shape else total + term
+
+
 class InteractionNetwork(nn.Module):
     """One message-passing step on one edge set (Battaglia et al. 2018, as in GraphCast):
 
@@ -161,9 +174,8 @@ class InteractionNetwork(nn.Module):
                 senders: Tensor, receivers: Tensor, condition: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor]:
         mlp = self.edge_mlp
-        a = mlp.project(0, edges_latent)
-        a = a + gather(mlp.project(1, senders_latent), senders)
-        a = a + gather(mlp.project(2, receivers_latent), receivers)
+        a = _accumulate(mlp.project(0, edges_latent), gather(mlp.project(1, senders_latent), senders))
+        a = _accumulate(a, gather(mlp.project(2, receivers_latent), receivers))
         edges_latent = edges_latent + mlp.finish(a, condition)
         aggregated = sum_by_receiver(edges_latent, receivers, receivers_latent.shape[1])
         receivers_latent = receivers_latent + self.receiver_mlp(receivers_latent, aggregated,
