@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from torch_geometric.data import HeteroData
 
 from vecfield.nn.embeddings import SinusoidalEmbedding
-from vecfield.nn.message_passing import InteractionNetwork, SplitMLP
+from vecfield.nn.message_passing import EdgeIndex, InteractionNetwork, SplitMLP
 
 _EDGE_SETS = {"g2m": ("grid", "to", "mesh"), "m2m": ("mesh", "to", "mesh"), "m2g": ("mesh", "to", "grid")}
 
@@ -79,12 +79,15 @@ class GridMeshGNN(nn.Module):
 
         self.register_buffer("grid_features", graph["grid"].x.float(), persistent=False)
         self.register_buffer("mesh_features", graph["mesh"].x.float(), persistent=False)
+        self._edge_index_names: dict[str, list[str]] = {}
         for name, edge_type in _EDGE_SETS.items():
             senders, receivers = graph[edge_type].edge_index
-            num_senders = graph[edge_type[0]].num_nodes
-            order = torch.argsort(receivers * num_senders + senders)  # receiver-major: local scatters
-            self.register_buffer(f"{name}_senders", senders[order].contiguous(), persistent=False)
-            self.register_buffer(f"{name}_receivers", receivers[order].contiguous(), persistent=False)
+            num_senders, num_receivers = graph[edge_type[0]].num_nodes, graph[edge_type[2]].num_nodes
+            order = torch.argsort(receivers * num_senders + senders)  # the order EdgeIndex sorts into
+            index = EdgeIndex.from_edges(senders, receivers, num_senders, num_receivers)
+            self._edge_index_names[name] = [f"{name}_{field}" for field in EdgeIndex._fields]
+            for buffer, value in zip(self._edge_index_names[name], index, strict=True):
+                self.register_buffer(buffer, value, persistent=False)
             features = graph[edge_type].edge_attr[order].float()
             self.register_buffer(f"{name}_features", features, persistent=False)
 
@@ -104,8 +107,8 @@ class GridMeshGNN(nn.Module):
         self.decoder = InteractionNetwork(latent, condition)
         self.output = nn.Linear(latent, out_channels)
 
-    def _edges(self, name: str) -> tuple[Tensor, Tensor]:
-        return getattr(self, f"{name}_senders"), getattr(self, f"{name}_receivers")
+    def _edges(self, name: str) -> EdgeIndex:
+        return EdgeIndex(*(getattr(self, buffer) for buffer in self._edge_index_names[name]))
 
     def _check_inputs(self, x_t: Tensor, t: Tensor | None, cond: Tensor | None) -> None:
         if x_t.ndim != 3 or x_t.shape[1:] != (self.num_grid, self.in_channels):
@@ -135,14 +138,13 @@ class GridMeshGNN(nn.Module):
         edges = {name: embed(getattr(self, f"{name}_features")[None])  # (1, E, L) each
                  for name, embed in self.edge_embeddings.items()}
 
-        grid, mesh, _ = self.encoder(grid, mesh, edges["g2m"], *self._edges("g2m"), c)
+        grid, mesh, _ = self.encoder(grid, mesh, edges["g2m"], self._edges("g2m"), c)
         mesh_edges = edges["m2m"]
-        senders, receivers = self._edges("m2m")
+        m2m = self._edges("m2m")
         for layer in self.processor:
             if self.checkpoint_layers and torch.is_grad_enabled():
-                _, mesh, mesh_edges = checkpoint(layer, mesh, mesh, mesh_edges, senders, receivers, c,
-                                                 use_reentrant=False)
+                _, mesh, mesh_edges = checkpoint(layer, mesh, mesh, mesh_edges, m2m, c, use_reentrant=False)
             else:
-                _, mesh, mesh_edges = layer(mesh, mesh, mesh_edges, senders, receivers, c)
-        _, grid, _ = self.decoder(mesh, grid, edges["m2g"], *self._edges("m2g"), c)
+                _, mesh, mesh_edges = layer(mesh, mesh, mesh_edges, m2m, c)
+        _, grid, _ = self.decoder(mesh, grid, edges["m2g"], self._edges("m2g"), c)
         return self.output(grid)
