@@ -2,6 +2,8 @@
 
 from vecfield.nn.cnn import ConvNet
 from vecfield.nn.embeddings import SinusoidalEmbedding
+from vecfield.nn.gnn import GridMeshGNN
+from vecfield.nn.message_passing import InteractionNetwork, SplitMLP
 from vecfield.nn.mlp import MLP
 
-__all__ = ["MLP", "ConvNet", "SinusoidalEmbedding"]
+__all__ = ["MLP", "ConvNet", "GridMeshGNN", "InteractionNetwork", "SinusoidalEmbedding", "SplitMLP"]
