@@ -1,0 +1,175 @@
+"""One objective for flow matching, denoising diffusion, EDM and the deterministic forecaster.
+
+    L = E_{t, (x₀, x₁)} [ λ(t) · mean_elements( w ⊙ (f_θ(x_t, t, c) − y_t(x₁, x₀))² ) ]
+
+with x_t = α_t·x₁ + σ_t·x₀, the target y_t (velocity, ε, x₁ or score; see ``targets``), a time
+sampler for t, a per-time weighting λ(t) and an optional per-element weight w broadcastable to x₁
+(e.g. latitude × level × variable weights). Choices recover:
+  - flow matching (seed eq. 15.15): CondOT schedule, velocity target, uniform t, λ = 1;
+  - the ε-prediction loss (seed eq. 15.10): DDPM table, ε target, discrete uniform steps, λ = 1;
+  - EDM: VE schedule, x₁ target with preconditioning, log-normal σ, λ = 1/c_out²;
+  - the deterministic forecaster: zero (or current-state) source, fixed t = 0, velocity target,
+    λ = 1, so L = mean(w ⊙ (f_θ(x₀, 0, c) − (x₁ − x₀))²), a weighted MSE of the residual.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vecfield.core.schedules import GaussianPath, PathCoefficients, Schedule, check_time
+from vecfield.core.targets import check_target, target_value
+
+#: A network call already expressed in the objective's target space: (x_t, t, cond) -> prediction.
+Predictor = Callable[[Tensor, Tensor, Any], Tensor]
+
+
+class TimeSampler(ABC):
+    """Draws one flow time per training example: ``(batch, generator, dtype, device) -> t (batch,)``."""
+
+    @abstractmethod
+    def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor: ...
+
+    @staticmethod
+    def _uniform(batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        return torch.rand(batch, generator=generator, dtype=dtype, device=where).to(device)
+
+
+class UniformTime(TimeSampler):
+    """t ~ U[t_min, t_max]."""
+
+    def __init__(self, t_min: float = 0.0, t_max: float = 1.0) -> None:
+        if not 0 <= t_min < t_max <= 1:
+            raise ValueError(f"need 0 ≤ t_min < t_max ≤ 1, got {t_min}, {t_max}")
+        self.t_min, self.t_max = t_min, t_max
+
+    def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        return self.t_min + (self.t_max - self.t_min) * self._uniform(batch, generator, dtype, device)
+
+
+class LogitNormalTime(TimeSampler):
+    """t = sigmoid(m + s·n), n ~ N(0, 1): concentrates training mid-path (Esser et al. 2024)."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0) -> None:
+        if std <= 0:
+            raise ValueError(f"std must be positive, got {std}")
+        self.mean, self.std = mean, std
+
+    def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        n = torch.randn(batch, generator=generator, dtype=dtype, device=where).to(device)
+        return torch.sigmoid(self.mean + self.std * n)
+
+
+class LogNormalSigmaTime(TimeSampler):
+    """EDM's training noise: ln(σ_t/α_t) ~ N(P_mean, P_std²), mapped to flow time by the schedule.
+
+    Noise levels beyond the schedule's range are clamped to its ends (t = 0 or t = 1).
+    """
+
+    def __init__(self, schedule: Schedule, mean: float = -1.2, std: float = 1.2) -> None:
+        if std <= 0:
+            raise ValueError(f"std must be positive, got {std}")
+        self.schedule, self.mean, self.std = schedule, mean, std
+
+    def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        n = torch.randn(batch, generator=generator, dtype=torch.float64, device=where).to(device)
+        return self.schedule.time_at_noise_to_signal(torch.exp(self.mean + self.std * n)).to(dtype)
+
+
+class DiscreteStepTime(TimeSampler):
+    """DDPM's uniform step index n ∈ {1, …, N} as flow time t = 1 − n/N (seed eq. 15.10)."""
+
+    def __init__(self, num_steps: int = 1000) -> None:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be ≥ 1, got {num_steps}")
+        self.num_steps = num_steps
+
+    def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        n = torch.randint(1, self.num_steps + 1, (batch,), generator=generator, device=where).to(device)
+        return 1 - n.to(dtype) / self.num_steps
+
+
+class FixedTime(TimeSampler):
+    """Every example at the same time (t = 0 for the deterministic one-step forecaster)."""
+
+    def __init__(self, t: float = 0.0) -> None:
+        if not 0 <= t <= 1:
+            raise ValueError(f"the fixed time must lie in [0, 1], got {t}")
+        self.t = t
+
+    def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        return torch.full((batch,), self.t, dtype=dtype, device=device)
+
+
+def uniform_weighting(c: PathCoefficients) -> Tensor:
+    """λ(t) = 1."""
+    return torch.ones_like(c.alpha)
+
+
+@dataclass(frozen=True)
+class EDMWeighting:
+    """λ = 1/c_out² = (σ̃² + σ_d²)/(σ̃·σ_d)², σ̃ = σ_t/α_t: unit loss weight per noise level (EDM)."""
+
+    sigma_data: float = 1.0
+
+    def __call__(self, c: PathCoefficients) -> Tensor:
+        s = c.sigma / c.alpha
+        return (s**2 + self.sigma_data**2) / (s * self.sigma_data) ** 2
+
+
+Weighting = Callable[[PathCoefficients], Tensor]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The loss above for one choice of path, target, time sampler and weighting."""
+
+    path: GaussianPath
+    target: str
+    time_sampler: TimeSampler
+    weighting: Weighting = uniform_weighting
+
+    def __post_init__(self) -> None:
+        check_target(self.target)
+
+    def loss(self, predict: Predictor, x1: Tensor, x0: Tensor, cond: Any = None, weight: Tensor | None = None,
+             t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Scalar loss for data x₁ (B, …) paired with source x₀ (B, …).
+
+        ``predict(x_t, t, cond)`` is the model in target space; ``t`` (B,) overrides the time sampler;
+        ``weight`` is broadcast against x₁ (per-element weights, e.g. (1, nodes, channels)).
+        """
+        if t is None:
+            t = self.time_sampler(x1.shape[0], generator, x1.dtype, x1.device)
+        else:
+            check_time(t)
+        x_t, c = self.path.interpolate(x1, x0, t)
+        prediction = predict(x_t, t, cond)
+        if prediction.shape != x1.shape:
+            raise ValueError(f"the network returned shape {tuple(prediction.shape)} for data of shape "
+                             f"{tuple(x1.shape)}; its output must match the data's shape")
+        squared = (prediction - target_value(self.target, x1, x0, c)) ** 2
+        if weight is not None:
+            try:
+                squared = squared * torch.broadcast_to(weight.to(squared), squared.shape)
+            except RuntimeError as error:
+                raise ValueError(f"weight of shape {tuple(weight.shape)} does not broadcast to the "
+                                 f"data's shape {tuple(x1.shape)}; give one weight per element, e.g. shape "
+                                 f"(1, *{tuple(x1.shape[1:])})") from error
+        if self.weighting is not uniform_weighting:  # λ = 1 needs no multiplication
+            squared = self.weighting(c) * squared
+        return squared.mean()
