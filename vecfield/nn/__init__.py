@@ -1,6 +1,8 @@
 """Backbones implementing the vector-field call ``(x_t, t, cond) -> Tensor``."""
 
 from vecfield.nn.embeddings import SinusoidalEmbedding
+from vecfield.nn.gnn import GridMeshGNN
+from vecfield.nn.message_passing import InteractionNetwork, SplitMLP
 from vecfield.nn.mlp import MLP
 
-__all__ = ["MLP", "SinusoidalEmbedding"]
+__all__ = ["MLP", "GridMeshGNN", "InteractionNetwork", "SinusoidalEmbedding", "SplitMLP"]

@@ -1,0 +1,148 @@
+"""GridMeshGNN: GraphCast's encoder → multimesh processor → decoder, as a vector field.
+
+    net(x_t: (B, N_grid, C_in), t: (B,) | None, cond: (B, N_grid, C_cond) | None) -> (B, N_grid, C_out)
+
+1. Embed: grid nodes concat(x_t, cond, static grid features) and the static mesh-node and edge
+   features, each by its own MLP (Linear → SiLU → Linear → LayerNorm).
+2. Encoder: one interaction-network step on the grid → mesh edges, updating the g2m edges, the
+   mesh nodes (sum over incoming edges) and, by their own MLP, the grid nodes.
+3. Processor: ``processor_layers`` unshared interaction-network steps on the multimesh, with
+   residual node and edge updates.
+4. Decoder: one step on the mesh → grid edges; a linear map of the grid latents gives the output.
+
+Flow time / noise level t enters through adaptive LayerNorm in every MLP acting on sample-dependent
+latents: LN(y) ⊙ (1 + scale(c)) + shift(c) with c = MLP(sinusoidal(t)) (GenCast's conditional
+LayerNorm). The embeddings of static features do not depend on the sample or on t: they are computed
+once per forward with batch size 1 and broadcast, whatever the batch size.
+
+The graph is given at construction (``vecfield.graphs.build_graph`` / ``load_or_build_graph``) and
+stored as non-persistent buffers; it is never built lazily. Edges are reordered by receiver.
+"""
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+from torch_geometric.data import HeteroData
+
+from vecfield.nn.embeddings import SinusoidalEmbedding
+from vecfield.nn.message_passing import InteractionNetwork, SplitMLP
+
+_EDGE_SETS = {"g2m": ("grid", "to", "mesh"), "m2m": ("mesh", "to", "mesh"), "m2g": ("mesh", "to", "grid")}
+
+
+def _shape(x: Tensor | None) -> tuple[int, ...] | None:
+    return None if x is None else tuple(x.shape)
+
+
+class GridMeshGNN(nn.Module):
+    """GraphCast-style encode-process-decode GNN on a grid ↔ multimesh graph.
+
+    graph:            HeteroData from ``vecfield.graphs.build_graph`` (node features ``x``, edge
+                      ``edge_index`` and ``edge_attr`` for the three edge types)
+    in_channels:      channels of x_t per grid node
+    out_channels:     output channels per grid node
+    cond_channels:    channels of the grid condition (previous states, forcings, static fields); 0: none
+    latent:           width of every latent and MLP hidden layer (GraphCast: 512)
+    processor_layers: unshared message-passing steps on the multimesh (GraphCast: 16)
+    time_features:    width of the sinusoidal t embedding feeding the adaptive LayerNorms; 0 makes
+                      the network time-independent (plain LayerNorm, t must be None)
+    checkpoint_layers: recompute each processor layer in the backward pass (less memory)
+    """
+
+    def __init__(
+        self,
+        graph: HeteroData,
+        in_channels: int,
+        out_channels: int,
+        cond_channels: int = 0,
+        latent: int = 512,
+        processor_layers: int = 16,
+        time_features: int = 64,
+        checkpoint_layers: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(graph, HeteroData):
+            raise TypeError(f"graph must be the HeteroData of vecfield.graphs.build_graph, got "
+                            f"{type(graph).__name__}")
+        missing = [str(t) for t in _EDGE_SETS.values() if t not in graph.edge_types]
+        if missing:
+            raise ValueError(f"graph lacks edge types {missing}; build it with vecfield.graphs.build_graph")
+        for name, value in {"in_channels": in_channels, "out_channels": out_channels, "latent": latent,
+                            "processor_layers": processor_layers}.items():
+            if value < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {value}")
+        if cond_channels < 0 or time_features < 0:
+            raise ValueError("cond_channels and time_features must be ≥ 0")
+        self.in_channels, self.out_channels, self.cond_channels = in_channels, out_channels, cond_channels
+        self.checkpoint_layers = checkpoint_layers
+        self.num_grid, self.num_mesh = graph["grid"].num_nodes, graph["mesh"].num_nodes
+
+        self.register_buffer("grid_features", graph["grid"].x.float(), persistent=False)
+        self.register_buffer("mesh_features", graph["mesh"].x.float(), persistent=False)
+        for name, edge_type in _EDGE_SETS.items():
+            senders, receivers = graph[edge_type].edge_index
+            num_senders = graph[edge_type[0]].num_nodes
+            order = torch.argsort(receivers * num_senders + senders)  # receiver-major: local scatters
+            self.register_buffer(f"{name}_senders", senders[order].contiguous(), persistent=False)
+            self.register_buffer(f"{name}_receivers", receivers[order].contiguous(), persistent=False)
+            features = graph[edge_type].edge_attr[order].float()
+            self.register_buffer(f"{name}_features", features, persistent=False)
+
+        condition = time_features  # width of c = MLP(sinusoidal(t)), as GenCast's small noise encoder
+        self.time_embedding = nn.Sequential(
+            SinusoidalEmbedding(time_features), nn.Linear(time_features, time_features), nn.SiLU(),
+            nn.Linear(time_features, time_features),
+        ) if time_features else None
+        grid_width = in_channels + cond_channels + self.grid_features.shape[1]
+        self.grid_embedding = SplitMLP([grid_width], latent, condition)
+        self.mesh_embedding = SplitMLP([self.mesh_features.shape[1]], latent)
+        self.edge_embeddings = nn.ModuleDict({
+            name: SplitMLP([getattr(self, f"{name}_features").shape[1]], latent) for name in _EDGE_SETS
+        })
+        self.encoder = InteractionNetwork(latent, condition, update_senders=True)
+        self.processor = nn.ModuleList(InteractionNetwork(latent, condition) for _ in range(processor_layers))
+        self.decoder = InteractionNetwork(latent, condition)
+        self.output = nn.Linear(latent, out_channels)
+
+    def _edges(self, name: str) -> tuple[Tensor, Tensor]:
+        return getattr(self, f"{name}_senders"), getattr(self, f"{name}_receivers")
+
+    def _check_inputs(self, x_t: Tensor, t: Tensor | None, cond: Tensor | None) -> None:
+        if x_t.ndim != 3 or x_t.shape[1:] != (self.num_grid, self.in_channels):
+            raise ValueError(f"expected x_t of shape (batch, {self.num_grid}, {self.in_channels}), "
+                             f"got {tuple(x_t.shape)}")
+        batch = x_t.shape[0]
+        if self.time_embedding is not None:
+            if t is None or t.shape != (batch,):
+                raise ValueError(f"expected t of shape ({batch},), got {_shape(t)}")
+        elif t is not None:
+            raise ValueError("this GridMeshGNN was built with time_features=0: pass t=None")
+        if self.cond_channels:
+            expected = (batch, self.num_grid, self.cond_channels)
+            if cond is None or cond.shape != expected:
+                raise ValueError(f"expected cond of shape {expected}, got {_shape(cond)}")
+        elif cond is not None:
+            raise ValueError("this GridMeshGNN takes no condition; build it with cond_channels > 0")
+
+    def forward(self, x_t: Tensor, t: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        self._check_inputs(x_t, t, cond)
+        batch = x_t.shape[0]
+        c = self.time_embedding(t) if self.time_embedding is not None else None
+        static = self.grid_features.to(x_t.dtype).expand(batch, -1, -1)
+        grid_inputs = torch.cat([x_t, static] if cond is None else [x_t, cond.to(x_t.dtype), static], dim=-1)
+        grid = self.grid_embedding(grid_inputs, condition=c)  # (B, N_grid, L)
+        mesh = self.mesh_embedding(self.mesh_features[None])  # (1, N_mesh, L): static, shared
+        edges = {name: embed(getattr(self, f"{name}_features")[None])  # (1, E, L) each
+                 for name, embed in self.edge_embeddings.items()}
+
+        grid, mesh, _ = self.encoder(grid, mesh, edges["g2m"], *self._edges("g2m"), c)
+        mesh_edges = edges["m2m"]
+        senders, receivers = self._edges("m2m")
+        for layer in self.processor:
+            if self.checkpoint_layers and torch.is_grad_enabled():
+                _, mesh, mesh_edges = checkpoint(layer, mesh, mesh, mesh_edges, senders, receivers, c,
+                                                 use_reentrant=False)
+            else:
+                _, mesh, mesh_edges = layer(mesh, mesh, mesh_edges, senders, receivers, c)
+        _, grid, _ = self.decoder(mesh, grid, edges["m2g"], *self._edges("m2g"), c)
+        return self.output(grid)
