@@ -1,0 +1,232 @@
+"""Building a training dataset: content, chunking, statistics, provenance, resume and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+import zarr
+
+from vecfield.config import to_dict
+from vecfield.data import build as build_module
+from vecfield.data.build import build_dataset
+from vecfield.data.forcings import compute_forcings
+from vecfield.data.statistics import load_statistics
+
+
+class _InterruptedError(RuntimeError):
+    """Stands in for a crash or Ctrl-C in the middle of a build."""
+
+
+def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
+    output = built
+    raw = synthetic_era5()
+    ds = xr.open_zarr(output, consolidated=True)
+    times = np.arange(
+        np.datetime64("2020-01-01T06", "ns"), np.datetime64("2020-01-03T19", "ns"), np.timedelta64(6, "h")
+    )
+    np.testing.assert_array_equal(ds["time"].values, times)
+    assert ds["level"].values.tolist() == [500, 850]
+    assert ds["geopotential"].encoding["chunks"] == (1, 2, ds.sizes["latitude"], ds.sizes["longitude"])
+    assert ds["2m_temperature"].encoding["chunks"] == (1, ds.sizes["latitude"], ds.sizes["longitude"])
+    np.testing.assert_array_equal(
+        ds["temperature"].values, raw["temperature"].sel(time=times, level=[500, 850])
+    )
+    # eq. (1) of derived: the 6 hourly values ending at t
+    hourly = raw["total_precipitation"].values.astype(np.float64)
+    for i, t in enumerate(times):
+        k = int((t - raw["time"].values[0]) / np.timedelta64(1, "h"))
+        np.testing.assert_allclose(
+            ds["total_precipitation_6hr"].values[i], hourly[k - 5 : k + 1].sum(0), rtol=1e-6
+        )
+    forcings = compute_forcings(times, ds["latitude"].values, ds["longitude"].values)
+    for name in forcings.data_vars:
+        np.testing.assert_array_equal(ds[name].values, forcings[name].values)
+    np.testing.assert_array_equal(ds["land_sea_mask"].values, raw["land_sea_mask"].values)
+    # statistics over the training split only, from the written arrays
+    stats = load_statistics(output)
+    train = ds.sel(time=slice("2020-01-01T06", "2020-01-02T18"))
+    x = train["temperature"].sel(level=850).values.astype(np.float64)
+    assert stats["mean"]["temperature"].sel(level=850) == pytest.approx(x.mean(), rel=1e-10)
+    assert stats["std"]["temperature"].sel(level=850) == pytest.approx(x.std(), rel=1e-10)
+    assert stats["diff_std"]["temperature"].sel(level=850) == pytest.approx(
+        np.diff(x, axis=0).std(), rel=1e-10
+    )
+    assert "toa_incident_solar_radiation" in stats["diff_std"] and "land_sea_mask" not in stats["diff_std"]
+    # provenance
+    assert ds.attrs["sources"] == [str(source)]
+    assert ds.attrs["time_range"] == ["2020-01-01T06:00", "2020-01-03T18:00"]
+    assert json.loads(ds.attrs["splits"])["train"] == ["2020-01-01T06", "2020-01-02T18"]
+    assert ds.attrs["code_version"].startswith("vecfield")
+    assert "total_precipitation_6hr" in ds.attrs["config"]
+    assert zarr.open_consolidated(str(output), zarr_format=2) is not None
+
+
+def test_build_resumes_without_redoing_finished_blocks(dataset_config, tmp_path, source, built, monkeypatch):
+    config = dataset_config(tmp_path, source)
+    original = build_module._write_block
+    calls = []
+    interrupt = [True]
+
+    def failing(temp, block, index):
+        calls.append(index.start)
+        if len(calls) == 2 and interrupt.pop():
+            raise _InterruptedError("simulated interruption")
+        original(temp, block, index)
+
+    monkeypatch.setattr(build_module, "_write_block", failing)
+    with pytest.raises(_InterruptedError):
+        build_dataset(config, progress=False)
+    assert not (tmp_path / "out" / "train.zarr").exists()
+    assert (tmp_path / "out" / "train.zarr.partial").exists()
+    calls.clear()
+    interrupt.append(False)
+    build_dataset(config, progress=False)
+    assert calls == [4, 8]  # block 0 was kept; blocks 1 and 2 written now
+    resumed = xr.open_zarr(tmp_path / "out" / "train.zarr").load()
+    xr.testing.assert_identical(resumed.drop_attrs(), xr.open_zarr(built).load().drop_attrs())
+
+
+def test_regridded_and_cropped_build(dataset_config, tmp_path, source):
+    short = {
+        "time": {"start": "2020-01-01T06", "end": "2020-01-02T00"},
+        "splits": {"train": ["2020-01-01T06", "2020-01-01T18"]},
+        "grid": {"resolution": 30.0, "include_poles": True, "area": [75, -30, 30, 45]},
+    }
+    ds = xr.open_zarr(build_dataset(dataset_config(tmp_path, source, **short), progress=False))
+    assert ds["latitude"].values.tolist() == [30.0, 60.0]
+    assert ds["longitude"].values.tolist() == [330.0, 0.0, 30.0]  # west → east across 0°
+    assert ds["geopotential"].shape == (4, 2, 2, 3)
+
+
+def test_nans_stop_the_build_and_nothing_is_renamed(dataset_config, tmp_path, synthetic_era5):
+    raw = synthetic_era5()
+    raw["temperature"][30, 1, 2, 3] = np.nan
+    path = tmp_path / "nan.zarr"
+    raw.to_zarr(path, zarr_format=2)
+    config = dataset_config(tmp_path, path)
+    with pytest.raises(
+        ValueError, match=r"temperature: 1 in time block 1, e.g. time=2020-01-02T06, level=850"
+    ):
+        build_dataset(config, progress=False)
+    assert not (tmp_path / "out" / "train.zarr").exists()
+    filled = dataset_config(
+        tmp_path,
+        path,
+        output=str(tmp_path / "filled.zarr"),
+        nan_fill=0.0,
+        variables=["temperature"],
+        static=[],
+    )
+    assert float(xr.open_zarr(build_dataset(filled, progress=False))["temperature"][4, 1, 2, 3]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"variables": ["geopotental"]},
+            r"unknown variable \(not in the sources\) 'geopotental'; did you mean",
+        ),
+        ({"levels": [500, 700]}, r"\[700\] hPa are not in the source; available levels: \[500, 850, 1000\]"),
+        ({"static": ["soil_type"]}, r"unknown static field.*'soil_type'"),
+        (
+            {
+                "time": {"start": "2020-01-01T00", "end": "2020-01-02T00"},
+                "splits": {"train": ["2020-01-01", "2020-01-02"]},
+            },
+            r"needs hourly total_precipitation from",
+        ),
+        (
+            {"time": {"start": "2020-01-01T06", "end": "2020-01-05T00"}},
+            r"requested time\(s\) are not in the sources",
+        ),
+        ({"variables": ["toa_incident_solar_radiation"]}, r"is a forcing"),
+        (
+            {
+                "splits": {
+                    "train": ["2020-01-01T06", "2020-01-02T18"],
+                    "val": ["2020-01-02T12", "2020-01-03T00"],
+                }
+            },
+            r"splits train and val overlap",
+        ),
+    ],
+)
+def test_bad_configs_are_clear_errors(dataset_config, tmp_path, source, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_dataset(dataset_config(tmp_path, source, **overrides), progress=False)
+    assert not (tmp_path / "out").exists()  # nothing written, not even the output folder
+
+
+def test_duplicated_and_irregular_times_are_errors(dataset_config, tmp_path, synthetic_era5):
+    raw = synthetic_era5()
+    path = tmp_path / "gap.zarr"
+    raw.drop_isel(time=[20]).to_zarr(path, zarr_format=2)
+    with pytest.raises(ValueError, match=r"non-uniform time steps"):
+        build_dataset(dataset_config(tmp_path, path), progress=False)
+
+
+def test_wrong_tisr_convention_is_an_error(dataset_config, tmp_path, synthetic_era5):
+    raw = synthetic_era5()
+    raw["toa_incident_solar_radiation"] = raw["toa_incident_solar_radiation"] / 3600.0  # W m⁻² by mistake
+    raw["toa_incident_solar_radiation"].attrs["units"] = "J m**-2"
+    path = tmp_path / "tisr.zarr"
+    raw.to_zarr(path, zarr_format=2)
+    with pytest.raises(
+        ValueError, match=r"toa_incident_solar_radiation differs from the computed ERA5 convention"
+    ):
+        build_dataset(dataset_config(tmp_path, path), progress=False)
+
+
+def test_unwritable_output_folder_and_existing_output(dataset_config, tmp_path, source):
+    with pytest.raises(ValueError, match=r"not writable|cannot create the output folder"):
+        build_dataset(dataset_config(tmp_path, source, output="/proc/vecfield-test/out.zarr"), progress=False)
+    (tmp_path / "exists.zarr").mkdir()
+    with pytest.raises(ValueError, match="already exists; delete it"):
+        build_dataset(dataset_config(tmp_path, source, output=str(tmp_path / "exists.zarr")), progress=False)
+
+
+def test_pipeline_command_line_with_overrides(dataset_config, tmp_path, source):
+    from pipelines.build_dataset import main
+
+    preset = tmp_path / "preset.yaml"
+    preset.write_text(yaml.safe_dump({"dataset": to_dict(dataset_config(tmp_path, source))}))
+    overrides = [
+        f"dataset.output={tmp_path / 'cli.zarr'}",
+        "dataset.variables=[2m_temperature]",
+        "dataset.static=[]",
+    ]
+    output = main(["--config", str(preset), *overrides, "dataset.forcings=false"])
+    assert list(xr.open_zarr(output).data_vars) == ["2m_temperature"]
+
+
+def test_build_from_real_era5_grib(tmp_path, shared_data):
+    from vecfield.config import DatasetConfig, from_dict
+    from vecfield.data.regrid import regrid
+    from vecfield.data.sources import open_dataset
+
+    grib = shared_data / "era5" / "era5-levels-members.grib"
+    config = from_dict(
+        DatasetConfig,
+        {
+            "output": str(tmp_path / "grib.zarr"),
+            "sources": [{"path": str(grib), "member": 4}],
+            "variables": ["temperature", "geopotential"],
+            "levels": [850],
+            "time": {"start": "2017-01-01T00", "end": "2017-01-02T12", "step_hours": 12},
+            "splits": {
+                "train": ["2017-01-01T00", "2017-01-02T00"],
+                "test": ["2017-01-02T12", "2017-01-02T12"],
+            },
+            "grid": {"resolution": 6.0, "include_poles": True},
+        },
+    )
+    built = xr.open_zarr(build_dataset(config, progress=False)).load()
+    expected = regrid(open_dataset(grib, member=4).sel(level=[850]).load(), 6.0, True)
+    np.testing.assert_allclose(built["temperature"].values, expected["temperature"].values, rtol=1e-6)
+    train = built["geopotential"].values[:3].astype(np.float64)
+    stats = load_statistics(tmp_path / "grib.zarr")
+    assert float(stats["std"]["geopotential"].sel(level=850)) == pytest.approx(train.std(), rel=1e-10)
+    assert built.attrs["sources"] == [str(grib)]

@@ -1,0 +1,86 @@
+"""The ``dataset:`` section: which sources, variables, levels, times, grid and splits to build.
+
+Times are ISO 8601 strings (``"2016-01-01"`` or ``"2016-01-01T18:00"``); ranges are inclusive at
+both ends, like ``xarray``'s label slicing.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SourceKind = Literal["auto", "zarr", "netcdf", "grib", "arco_era5", "weatherbench2"]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One input store or file (or glob of files) opened into the canonical layout.
+
+    kind: ``auto`` infers from the path (``.zarr`` → zarr, ``.nc`` → netcdf, ``.grib``/``.grb``
+    → grib); ``arco_era5``/``weatherbench2`` are zarr stores with their own naming, read with
+    anonymous credentials when on ``gs://``.
+    member: the ensemble member (``number``) to select from an ensemble source; ``keep_members``
+    keeps all of them as a ``realization`` dimension instead.
+    """
+
+    path: str
+    kind: SourceKind = "auto"
+    member: int | None = None
+    keep_members: bool = False
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Inclusive time range and the step between kept states, in hours."""
+
+    start: str
+    end: str
+    step_hours: int = 6
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Inclusive [start, end] time ranges of the train/val/test splits (ISO strings)."""
+
+    train: tuple[str, str]
+    val: tuple[str, str] | None = None
+    test: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Target grid. ``resolution=None`` keeps the source grid.
+
+    resolution: spacing in degrees of the regular target grid. include_poles: rows at ±90°
+    (WB2 ``equiangular_with_poles``) or half a cell away from them (WB2 ``equiangular``).
+    method: ``auto`` picks conservative when the spacing is an integer multiple of the source
+    spacing, bilinear otherwise. area: ``[north, west, south, east]`` in degrees for a
+    limited-area dataset (longitudes may cross 0°, e.g. ``[72, -25, 34, 45]``).
+    """
+
+    resolution: float | None = None
+    include_poles: bool = False
+    method: Literal["auto", "conservative", "bilinear"] = "auto"
+    area: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """What ``pipelines/build_dataset.py`` builds; stored with the dataset as provenance.
+
+    variables: state variables in ARCO/WB2 long names (catalogue names); ``levels`` in hPa apply
+    to the pressure-level ones. static: static fields copied when the source has them.
+    forcings: add the computed forcings (TISR, day/year progress). nan_fill: ``None`` makes any
+    NaN an error; a number fills NaNs with it (explicit opt-in). time_block: time steps written
+    per region write (the unit of resume after an interruption).
+    """
+
+    output: str
+    sources: tuple[SourceConfig, ...]
+    variables: tuple[str, ...]
+    time: TimeConfig
+    splits: SplitConfig
+    levels: tuple[int, ...] = ()
+    static: tuple[str, ...] = ()
+    forcings: bool = True
+    grid: GridConfig = field(default_factory=GridConfig)
+    nan_fill: float | None = None
+    time_block: int = 64

@@ -1,0 +1,336 @@
+"""Build a training dataset (zarr) from sources, as described by a :class:`DatasetConfig`.
+
+Steps: open every source in the canonical layout and merge them; derive
+``total_precipitation_6hr`` from hourly ``total_precipitation`` when asked; select variables,
+levels, times (inclusive range, fixed step); regrid and/or crop; compute the forcings
+(:mod:`vecfield.data.forcings`, never taken from the source); write zarr v2 with one time step
+per chunk and full spatial chunks; compute the normalization statistics over the training split
+from what was written; store them (groups ``statistics/*``) with the provenance (config, sources,
+time range, code version) in the root attributes; consolidate the metadata.
+
+Safety: the dataset is written to ``<output>.partial`` and renamed only when complete, so the
+output path never holds a half-built dataset. The partial store records finished time blocks in
+``progress.json``; running the same config again resumes after the last finished block. A
+partial store from a different config is never mixed in (error).
+"""
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dask.array
+import numpy as np
+import xarray as xr
+import yaml
+import zarr
+
+from vecfield import __version__
+from vecfield.config.dataset import DatasetConfig
+from vecfield.config.typed import to_dict
+from vecfield.data.catalogue import CATALOGUE, unknown_name_error
+from vecfield.data.checks import check_no_nans, check_time_axis, nan_report, select_levels
+from vecfield.data.derived import total_precipitation_6hr, validate_tisr
+from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
+from vecfield.data.regrid import crop_area, regrid
+from vecfield.data.sources import open_dataset
+from vecfield.data.statistics import compute_statistics, write_statistics
+
+PROGRESS_FILE = "progress.json"
+_TISR = "toa_incident_solar_radiation"
+
+
+def code_version() -> str:
+    """The git commit of the vecfield checkout (``+dirty`` when modified), else the package version."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"vecfield {__version__}"
+    return f"vecfield {__version__} ({commit}{'+dirty' if dirty else ''})"
+
+
+def _config_hash(config: DatasetConfig) -> str:
+    return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def target_times(config: DatasetConfig) -> np.ndarray:
+    """The datetime64[ns] times of the dataset: start, start + step, …, ≤ end."""
+    start = np.datetime64(config.time.start, "ns")
+    end = np.datetime64(config.time.end, "ns")
+    if config.time.step_hours < 1:
+        raise ValueError(f"time.step_hours must be ≥ 1, got {config.time.step_hours}")
+    if end < start:
+        raise ValueError(f"time.end {config.time.end} is before time.start {config.time.start}")
+    return np.arange(start, end + np.timedelta64(1, "ns"), np.timedelta64(config.time.step_hours, "h"))
+
+
+def _check_splits(config: DatasetConfig) -> None:
+    start, end = np.datetime64(config.time.start, "ns"), np.datetime64(config.time.end, "ns")
+    ranges = []
+    for name in ("train", "val", "test"):
+        split = getattr(config.splits, name)
+        if split is None:
+            continue
+        lo, hi = np.datetime64(split[0], "ns"), np.datetime64(split[1], "ns")
+        if not start <= lo <= hi <= end:
+            raise ValueError(
+                f"split {name} {list(split)} must lie inside the time range [{config.time.start}, "
+                f"{config.time.end}] with start ≤ end"
+            )
+        ranges.append((lo, hi, name))
+    ranges.sort()
+    for (_, hi, a), (lo, _, b) in itertools.pairwise(ranges):
+        if lo <= hi:
+            raise ValueError(f"splits {a} and {b} overlap; give them disjoint time ranges")
+
+
+def open_sources(config: DatasetConfig) -> xr.Dataset:
+    """All sources of ``config`` opened in the canonical layout and merged (same grid required)."""
+    parts = [
+        open_dataset(s.path, s.kind, member=s.member, keep_members=s.keep_members) for s in config.sources
+    ]
+    for part in parts[1:]:
+        for dim in ("latitude", "longitude"):
+            if not np.array_equal(part[dim].values, parts[0][dim].values):
+                raise ValueError(
+                    f"sources {parts[0].attrs['source']} and {part.attrs['source']} are on different grids "
+                    f"({dim} differs); open and regrid them separately first"
+                )
+    merged = xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop")
+    merged.attrs["sources"] = [p.attrs["source"] for p in parts]
+    return merged
+
+
+def _select_time(ds: xr.Dataset, config: DatasetConfig, times: np.ndarray) -> xr.Dataset:
+    """Time-dependent variables at ``times``, deriving total_precipitation_6hr when needed."""
+    derive_tp = "total_precipitation_6hr" in config.variables and "total_precipitation_6hr" not in ds
+    first = times[0] - (np.timedelta64(5, "h") if derive_tp else np.timedelta64(0, "h"))
+    window = ds.sel(time=slice(first, times[-1]))
+    if window.sizes["time"] == 0:
+        available = f"{ds['time'].values[0]} … {ds['time'].values[-1]}"
+        raise ValueError(f"no source time lies in [{first}, {times[-1]}]; the sources cover {available}")
+    check_time_axis(window)
+    if derive_tp:
+        if window["time"].values[0] > first:
+            raise ValueError(
+                f"total_precipitation_6hr at {times[0]} needs hourly total_precipitation from {first}; "
+                "start the time range 5 hours after the first source time"
+            )
+        window["total_precipitation_6hr"] = total_precipitation_6hr(window["total_precipitation"])
+    missing = np.setdiff1d(times, window["time"].values)
+    if missing.size:
+        shown = [np.datetime_as_string(t, "m") for t in missing[:5]]
+        raise ValueError(
+            f"{missing.size} requested time(s) are not in the sources, e.g. {shown}; the source step is "
+            f"{check_time_axis(window)}: choose a time.step_hours it divides, or another time range"
+        )
+    return window.sel(time=times)
+
+
+def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
+    """Lazy (dask) views of what will be written: (time-dependent state, static fields).
+
+    State has dims (time, [level,] latitude, longitude) on the target grid in float32; static has
+    (latitude, longitude), taken at the first time when the source stores them over time. A
+    source's own TISR is checked against the computed one on the first 8 times (on the source
+    grid) and then dropped.
+    """
+    _check_splits(config)
+    for name in config.variables:
+        if name in FORCING_VARIABLES:
+            raise ValueError(
+                f"{name!r} is a forcing, computed by vecfield: remove it from variables, set forcings: true"
+            )
+    ds = open_sources(config)
+    derivable = {"total_precipitation_6hr"} if "total_precipitation" in ds else set()
+    for name in config.variables:
+        if name not in ds and name not in derivable:
+            raise unknown_name_error(name, [*ds.data_vars, *derivable], "variable (not in the sources)")
+    for name in config.static:
+        if name not in ds:
+            raise unknown_name_error(name, list(ds.data_vars), "static field (not in the sources)")
+    times = target_times(config)
+    state = _select_time(ds[[v for v in ds.data_vars if "time" in ds[v].dims]], config, times)
+    if _TISR in state and config.forcings:
+        validate_tisr(state[_TISR].isel(time=slice(0, 8)).load())
+    state = state[list(config.variables)]
+    if any("level" in state[v].dims for v in state.data_vars):
+        state = select_levels(state, list(config.levels))
+    static = ds[list(config.static)]
+    static = static.sel(time=times[0], drop=True) if "time" in static.dims else static
+    if config.nan_fill is not None:
+        state, static = state.fillna(config.nan_fill), static.fillna(config.nan_fill)
+    grid = config.grid
+    if grid.resolution is not None:
+        state = regrid(state, grid.resolution, grid.include_poles, grid.method)
+        if static.data_vars:
+            static = regrid(static, grid.resolution, grid.include_poles, grid.method)
+    if grid.area is not None:
+        state = crop_area(state, *grid.area)
+        static = crop_area(static, *grid.area) if static.data_vars else static
+    state = state[list(config.variables)].astype(np.float32)
+    state = state.chunk({d: (1 if d == "time" else -1) for d in state.dims})
+    return state.drop_encoding(), static.astype(np.float32).drop_encoding()
+
+
+def _check_output(output: Path) -> Path:
+    """The temporary store path after checking that ``output`` is new and its folder writable."""
+    folder = output.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"cannot create the output folder {folder} ({error}); choose another dataset.output"
+        ) from error
+    try:  # a real write probe: os.access says yes to root even on read-only mounts
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"the output folder {folder} is not writable ({error.strerror}); choose another dataset.output"
+        ) from error
+    return output.with_name(output.name + ".partial")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _forcing_template(state: xr.Dataset) -> xr.Dataset:
+    """Lazy zeros shaped like the forcings, so the store's metadata can be written before the data."""
+    sizes = {d: state.sizes[d] for d in ("time", "latitude", "longitude")}
+    dims = {
+        _TISR: ("time", "latitude", "longitude"),
+        "year_progress_sin": ("time",),
+        "year_progress_cos": ("time",),
+        "day_progress_sin": ("time", "longitude"),
+        "day_progress_cos": ("time", "longitude"),
+    }
+    return xr.Dataset(
+        {
+            name: (
+                d,
+                dask.array.zeros(
+                    [sizes[x] for x in d], dtype=np.float32, chunks=[1 if x == "time" else -1 for x in d]
+                ),
+                {"units": CATALOGUE[name].units},
+            )
+            for name, d in dims.items()
+        }
+    )
+
+
+def _initialize(
+    temp: Path, state: xr.Dataset, static: xr.Dataset, config: DatasetConfig, digest: str
+) -> None:
+    template = state.copy()
+    if config.forcings:
+        template = template.merge(_forcing_template(state))
+    template = template.merge(static)
+    template.attrs = {"vecfield_config_hash": digest}
+    template.to_zarr(temp, mode="w", compute=False, zarr_format=2, consolidated=False)
+    _write_json(temp / PROGRESS_FILE, {"config_hash": digest, "blocks_done": []})
+
+
+def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
+    region = block.drop_vars([c for c in block.coords if c != "time"] + ["time"])
+    region.to_zarr(temp, region={"time": index}, zarr_format=2, consolidated=False)
+
+
+def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
+    """Build ``config.output``; returns its path. Resumes a matching ``<output>.partial`` store.
+
+    Raises ValueError before anything is renamed into place for: missing variables/levels/times,
+    non-uniform or duplicated times, NaNs (unless ``nan_fill``), a TISR of another convention,
+    an unwritable output folder, and an existing output.
+    """
+    output = Path(config.output)
+    if output.exists():
+        raise ValueError(f"{output} already exists; delete it or choose another dataset.output")
+    state, static = prepare(config)
+    temp = _check_output(output)
+    static = static.load()
+    if static.data_vars:
+        check_no_nans(static, "the static fields")
+    digest = _config_hash(config)
+    done: set[int] = set()
+    if temp.exists():
+        marker = temp / PROGRESS_FILE
+        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+        if recorded.get("config_hash") != digest:
+            raise ValueError(
+                f"{temp} holds an unfinished build of a different config; delete it to start afresh"
+            )
+        done = set(recorded["blocks_done"])
+    else:
+        _initialize(temp, state, static, config, digest)
+    block = max(1, config.time_block)
+    starts = range(0, state.sizes["time"], block)
+    iterator = starts
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(starts, desc=f"writing {output.name}", unit="block")
+    for number, start in enumerate(iterator):
+        if number in done:
+            continue
+        index = slice(start, min(start + block, state.sizes["time"]))
+        values = state.isel(time=index).load()
+        report = nan_report(values)
+        if report:
+            name, (count, places) = next(iter(report.items()))
+            raise ValueError(
+                f"the sources contain NaNs: {name}: {count} in time block {number}, "
+                f"e.g. {'; '.join(places)}. "
+                f"Choose a time range without them or set an explicit fill (dataset.nan_fill=<number>); "
+                f"the unfinished build stays in {temp} and resumes from this block"
+            )
+        if config.forcings:
+            times, lat, lon = values["time"].values, values["latitude"].values, values["longitude"].values
+            values = values.merge(compute_forcings(times, lat, lon))
+        _write_block(temp, values, index)
+        done.add(number)
+        _write_json(temp / PROGRESS_FILE, {"config_hash": digest, "blocks_done": sorted(done)})
+    written = xr.open_zarr(temp, consolidated=False)
+    write_statistics(temp, compute_statistics(written, config.splits.train))
+    provenance = {
+        "vecfield_config_hash": digest,
+        "config": yaml.safe_dump({"dataset": to_dict(config)}, sort_keys=False),
+        "sources": [s.path for s in config.sources],
+        "time_range": [np.datetime_as_string(state["time"].values[i], "m") for i in (0, -1)],
+        "time_step_hours": config.time.step_hours,
+        "splits": json.dumps(dataclasses.asdict(config.splits)),
+        "state_variables": list(config.variables),
+        "static_variables": list(config.static),
+        "code_version": code_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    zarr.open_group(str(temp), mode="a", zarr_format=2).attrs.update(provenance)
+    (temp / PROGRESS_FILE).unlink()
+    zarr.consolidate_metadata(str(temp), zarr_format=2)
+    os.replace(temp, output)
+    return output
+
+
+def discard_partial(config: DatasetConfig) -> None:
+    """Delete an unfinished ``<output>.partial`` store (to restart a build from scratch)."""
+    temp = Path(config.output).with_name(Path(config.output).name + ".partial")
+    if temp.exists():
+        shutil.rmtree(temp)

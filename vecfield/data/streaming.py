@@ -1,0 +1,356 @@
+"""Windowed samples for training, streamed from a built zarr dataset.
+
+A sample is one window of ``n_inputs + n_leads`` states spaced ``step`` apart, starting at time
+index i (``stride`` = step / the dataset's time step):
+
+    inputs   = X[i], X[i+s], …, X[i+(n_inputs−1)s]                       (n_inputs, nodes, C_state)
+    targets  = X[i+n_inputs·s], …, X[i+(n_inputs+n_leads−1)s]            (n_leads, nodes, C_state)
+    forcings = F at all n_inputs + n_leads window times                  (n_inputs+n_leads, nodes, C_forcing)
+    static   = static fields and sin φ, cos λ, sin λ                     (nodes, C_static)
+
+Grid nodes are ordered latitude-major: node = i_lat · W + i_lon. The :class:`ChannelLayout`
+records (variable, level) for every channel, so stacked tensors unstack back to xarray exactly.
+Splits are time ranges; a window is in a split only when all of its times are, so no window
+crosses a split boundary. Reads go straight to the zarr chunks a window needs (no dask graph
+per sample); the year/day progress forcings are recomputed from the window's times (identical to
+the stored values) instead of being read one tiny chunk at a time.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from vecfield.data.catalogue import CATALOGUE, unknown_name_error
+from vecfield.data.checks import check_time_axis
+from vecfield.data.derived import structural_features
+from vecfield.data.forcings import FORCING_VARIABLES, day_progress, year_progress
+
+STRUCTURAL_FEATURES = ("sin_latitude", "cos_longitude", "sin_longitude")
+PROGRESS_FORCINGS = ("year_progress_sin", "year_progress_cos", "day_progress_sin", "day_progress_cos")
+
+
+@dataclass(frozen=True)
+class ChannelLayout:
+    """The (variable, level) of each channel; level is None for single-level variables."""
+
+    channels: tuple[tuple[str, int | None], ...]
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset, variables: Sequence[str]) -> "ChannelLayout":
+        """Channels of ``variables`` in the given order, each pressure-level variable level by level."""
+        channels: list[tuple[str, int | None]] = []
+        for name in variables:
+            if name not in ds:
+                raise unknown_name_error(name, list(ds.data_vars))
+            if "level" in ds[name].dims:
+                channels.extend((name, int(level)) for level in ds[name]["level"].values)
+            else:
+                channels.append((name, None))
+        return cls(tuple(channels))
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The variables in channel order, each once."""
+        return tuple(dict.fromkeys(name for name, _ in self.channels))
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    def stack(self, ds: xr.Dataset) -> np.ndarray:
+        """(time, nodes, channels) float32 from ``ds`` with dims (time, [level,] latitude, longitude).
+
+        Each variable is read once. Variables without a latitude/longitude dim (e.g. year
+        progress, (time,)) are broadcast over the grid.
+        """
+        fields = {}
+        for name in self.variables:
+            var = ds[name]
+            var = var.transpose(*[d for d in ("time", "level", "latitude", "longitude") if d in var.dims])
+            levels = [int(v) for v in var["level"].values] if "level" in var.dims else None
+            fields[name] = (np.asarray(var.values), var.dims, levels)
+        return self.stack_arrays(fields, (ds.sizes["time"], ds.sizes["latitude"], ds.sizes["longitude"]))
+
+    def stack_arrays(
+        self, fields: dict[str, tuple[np.ndarray, tuple, list[int] | None]], shape: tuple[int, int, int]
+    ) -> np.ndarray:
+        """(time, nodes, channels) float32 from name → (values, dims, levels) with dims in canonical order.
+
+        shape: (time, latitude, longitude) sizes of the output grid.
+        """
+        out = np.empty((shape[0], shape[1] * shape[2], len(self)), dtype=np.float32)
+        for channel, (name, level) in enumerate(self.channels):
+            values, dims, levels = fields[name]
+            field = values if level is None else values[:, levels.index(level)]
+            flat_dims = [d for d in dims if d != "level"]
+            expand = tuple(i for i, d in enumerate(("time", "latitude", "longitude")) if d not in flat_dims)
+            out[..., channel] = np.broadcast_to(np.expand_dims(field, expand), shape).reshape(shape[0], -1)
+        return out
+
+    def unstack(
+        self,
+        array: np.ndarray | torch.Tensor,
+        latitude: np.ndarray,
+        longitude: np.ndarray,
+        coords: dict[str, Any] | None = None,
+    ) -> xr.Dataset:
+        """Inverse of :meth:`stack`: (..., nodes, channels) → Dataset (..., [level,] latitude, longitude).
+
+        coords: names and values of the leading dimensions, e.g. ``{"time": times}``; unnamed leading
+        dimensions are an error.
+        """
+        values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+        coords = dict(coords or {})
+        leading = values.shape[:-2]
+        if len(coords) != len(leading):
+            raise ValueError(
+                f"array has {len(leading)} leading dims {leading}; name each in coords, got {list(coords)}"
+            )
+        if values.shape[-1] != len(self) or values.shape[-2] != len(latitude) * len(longitude):
+            raise ValueError(
+                f"array shape {values.shape} does not match (..., {len(latitude) * len(longitude)} nodes, "
+                f"{len(self)} channels)"
+            )
+        grid = values.reshape(*leading, len(latitude), len(longitude), len(self))
+        dims = (*coords, "latitude", "longitude")
+        data = {}
+        for name in self.variables:
+            index = [i for i, (n, _) in enumerate(self.channels) if n == name]
+            levels = [self.channels[i][1] for i in index]
+            if levels == [None]:
+                data[name] = (dims, grid[..., index[0]])
+            else:
+                stacked = np.moveaxis(grid[..., index], -1, len(leading))
+                data[name] = xr.DataArray(
+                    stacked, dims=(*coords, "level", "latitude", "longitude"), coords={"level": levels}
+                )
+        out = xr.Dataset(data, coords={**coords, "latitude": latitude, "longitude": longitude})
+        for name in out.data_vars:
+            if name in CATALOGUE:
+                out[name].attrs["units"] = CATALOGUE[name].units
+        return out
+
+    def to_json(self) -> str:
+        """A JSON string (for checkpoints); :meth:`from_json` reads it back."""
+        return json.dumps([list(c) for c in self.channels])
+
+    @classmethod
+    def from_json(cls, text: str) -> "ChannelLayout":
+        """The layout saved by :meth:`to_json`."""
+        return cls(
+            tuple((str(name), None if level is None else int(level)) for name, level in json.loads(text))
+        )
+
+
+def split_range(ds: xr.Dataset, split: str | tuple[str, str] | None) -> tuple[np.datetime64, np.datetime64]:
+    """Inclusive time range of ``split``: a name stored in the dataset's ``splits`` attribute, an
+    explicit (start, end) pair, or None for all times."""
+    times = ds["time"].values
+    if split is None:
+        return times[0], times[-1]
+    if isinstance(split, str):
+        stored = json.loads(ds.attrs.get("splits", "{}"))
+        if stored.get(split) is None:
+            raise ValueError(
+                f"split {split!r} is not defined in this dataset; defined splits: "
+                f"{[k for k, v in stored.items() if v]}. Pass an explicit (start, end) instead"
+            )
+        split = tuple(stored[split])
+    start, end = np.datetime64(split[0], "ns"), np.datetime64(split[1], "ns")
+    if end < start:
+        raise ValueError(f"split end {split[1]} is before its start {split[0]}")
+    return start, end
+
+
+class WindowedDataset(torch.utils.data.Dataset):
+    """Random-access windows over a built dataset (see the module docstring for shapes).
+
+    source: path of a built zarr store, or an opened canonical dataset (time, [level,] lat, lon).
+    state_variables: predicted variables (default: the builder's ``state_variables`` attribute,
+    else every time-dependent non-forcing variable). static_variables: default the builder's
+    ``static_variables``, else every variable without a time dim; the structural features are
+    always appended. step_hours: spacing of window states (default: the dataset's step).
+    split: a split name stored with the dataset (``train``/``val``/``test``), a (start, end)
+    pair, or None. Each item is a dict of float32 tensors ``inputs``, ``targets``, ``forcings``,
+    ``static`` and int64 ``time_index`` (index of the first window time) and ``time`` (ns since
+    1970 of each window time).
+    """
+
+    def __init__(
+        self,
+        source: str | Path | xr.Dataset,
+        n_inputs: int = 2,
+        n_leads: int = 1,
+        step_hours: int | None = None,
+        split: str | tuple[str, str] | None = None,
+        state_variables: Sequence[str] | None = None,
+        static_variables: Sequence[str] | None = None,
+    ) -> None:
+        if n_inputs < 1 or n_leads < 0:
+            raise ValueError(f"need n_inputs ≥ 1 and n_leads ≥ 0, got {n_inputs}, {n_leads}")
+        self._path = None if isinstance(source, xr.Dataset) else str(source)
+        ds = self._open() if self._path is not None else source
+        if "realization" in ds.dims:
+            raise ValueError("windows are built from one trajectory; select a realization first")
+        timed = [str(v) for v in ds.data_vars if "time" in ds[v].dims]
+        if state_variables is None:  # the builder records the configured order
+            state_variables = ds.attrs.get(
+                "state_variables", [v for v in timed if v not in FORCING_VARIABLES]
+            )
+        if static_variables is None:
+            untimed = [str(v) for v in ds.data_vars if "time" not in ds[v].dims]
+            static_variables = ds.attrs.get("static_variables", untimed)
+        self.state_layout = ChannelLayout.from_dataset(ds, state_variables)
+        self.forcing_layout = ChannelLayout.from_dataset(ds, [v for v in FORCING_VARIABLES if v in ds])
+        self.static_layout = ChannelLayout.from_dataset(ds, static_variables)
+        self.n_inputs, self.n_leads = n_inputs, n_leads
+        times = ds["time"].values
+        base = check_time_axis(ds) or np.timedelta64(1, "h")
+        step = base if step_hours is None else np.timedelta64(step_hours, "h")
+        if step % base != np.timedelta64(0) or step < base:
+            raise ValueError(
+                f"step {step_hours} h is not a multiple of the dataset's step {base.astype('timedelta64[h]')}"
+            )
+        self.stride = int(step // base)
+        start, end = split_range(ds, split)
+        inside = np.nonzero((times >= start) & (times <= end))[0]
+        span = (n_inputs + n_leads - 1) * self.stride
+        self.starts = inside[inside + span <= (inside[-1] if inside.size else -1)]
+        if self.starts.size == 0:
+            raise ValueError(
+                f"no window of {n_inputs}+{n_leads} states {step.astype('timedelta64[h]')} apart fits in "
+                f"the split [{start}, {end}] ({inside.size} times); use a longer split or fewer steps"
+            )
+        self.latitude, self.longitude = ds["latitude"].values, ds["longitude"].values
+        static_ds = ds[list(self.static_layout.variables)].expand_dims(time=1)
+        static = self.static_layout.stack(static_ds)[0] if len(self.static_layout) else None
+        features = structural_features(self.latitude, self.longitude)
+        structural = np.stack([features[k].reshape(-1) for k in STRUCTURAL_FEATURES], axis=-1)
+        self.static = torch.from_numpy(
+            np.concatenate([static, structural], axis=-1) if static is not None else structural
+        ).float()
+        self.static_channels = (*self.static_layout.channels, *((k, None) for k in STRUCTURAL_FEATURES))
+        self._times = times
+        self._ds = ds[[*self.state_layout.variables, *self.forcing_layout.variables]]
+        # name → (stored dims when already in canonical order else None, levels)
+        self._fields: dict[str, tuple[tuple[str, ...] | None, list[int] | None]] = {}
+        for name, var in self._ds.data_vars.items():
+            order = tuple(d for d in ("time", "level", "latitude", "longitude") if d in var.dims)
+            levels = [int(v) for v in var["level"].values] if "level" in var.dims else None
+            self._fields[str(name)] = (order if var.dims == order else None, levels)
+        self._arrays = self._zarr_arrays()
+
+    def _open(self) -> xr.Dataset:
+        return xr.open_zarr(self._path, chunks=None)
+
+    def _zarr_arrays(self) -> dict[str, Any]:
+        """name → zarr array for variables stored plainly (canonical dim order, no scale/offset
+        encoding), read directly: xarray's lazy indexing costs more than the read for small grids."""
+        if self._path is None:
+            return {}
+        import zarr
+
+        group = zarr.open_group(self._path, mode="r")
+        plain = {}
+        for name, (order, _) in self._fields.items():
+            encoding = self._ds[name].encoding
+            if order is not None and not {"scale_factor", "add_offset"} & set(encoding):
+                plain[name] = group[name]
+        return plain
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self._path is not None:  # worker processes reopen the store themselves
+            state["_ds"], state["_arrays"] = None, {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._path is not None:
+            self._ds = self._open()[list(self._fields)]
+            self._arrays = self._zarr_arrays()
+
+    def _progress(self, name: str, indices: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+        """A year/day progress forcing at time ``indices``, computed exactly as the builder stored it
+        (``vecfield.data.forcings.compute_forcings``): cheaper than reading 1-element chunks."""
+        times = self._times[indices]
+        if name.startswith("year"):
+            angle, dims = 2 * np.pi * year_progress(times), ("time",)
+        else:
+            angle, dims = 2 * np.pi * day_progress(times, self.longitude), ("time", "longitude")
+        return (np.sin(angle) if name.endswith("sin") else np.cos(angle)).astype(np.float32), dims
+
+    def _read(self, layout: ChannelLayout, indices: np.ndarray) -> np.ndarray:
+        """(len(indices), nodes, channels) for the channels of ``layout`` at time ``indices``."""
+        fields = {}
+        for name in layout.variables:
+            order, levels = self._fields[name]
+            if name in PROGRESS_FORCINGS:
+                values, order = self._progress(name, indices)
+            elif name in self._arrays:
+                array = self._arrays[name]
+                values = array.get_orthogonal_selection((indices,) + (slice(None),) * (array.ndim - 1))
+            else:
+                var = self._ds[name].isel(time=indices)
+                order = tuple(d for d in ("time", "level", "latitude", "longitude") if d in var.dims)
+                values = var.transpose(*order).values
+            fields[name] = (values, order, levels)
+        return layout.stack_arrays(fields, (indices.size, self.latitude.size, self.longitude.size))
+
+    def __len__(self) -> int:
+        return int(self.starts.size)
+
+    def window_times(self, index: int) -> np.ndarray:
+        """The time indices of window ``index``: (n_inputs + n_leads,) int."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"window {index} is out of range for {len(self)} windows")
+        return self.starts[index] + self.stride * np.arange(self.n_inputs + self.n_leads)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        indices = self.window_times(index)
+        states = torch.from_numpy(self._read(self.state_layout, indices))
+        forcings = torch.from_numpy(self._read(self.forcing_layout, indices))
+        return {
+            "inputs": states[: self.n_inputs],
+            "targets": states[self.n_inputs :],
+            "forcings": forcings,
+            "static": self.static,
+            "time_index": torch.tensor(int(indices[0])),
+            "time": torch.from_numpy(self._times[indices].astype("datetime64[ns]").astype(np.int64)),
+        }
+
+
+def _worker_init(worker_id: int) -> None:
+    """In each DataLoader worker: dask's synchronous scheduler and one torch thread (no oversubscription)."""
+    import dask
+
+    dask.config.set(scheduler="synchronous")
+    torch.set_num_threads(1)
+
+
+def make_dataloader(
+    dataset: WindowedDataset,
+    batch_size: int,
+    shuffle: bool = True,
+    num_workers: int = 0,
+    prefetch_factor: int = 2,
+    seed: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``dataset`` yielding dicts of (batch, ...) tensors; workers prefetch
+    ``prefetch_factor`` batches each and run dask synchronously. ``seed`` fixes the shuffle order."""
+    generator = torch.Generator().manual_seed(seed)
+    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if num_workers > 0 else {}
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        generator=generator,
+        **extra,
+    )
