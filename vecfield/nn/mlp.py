@@ -52,8 +52,10 @@ class MLP(nn.Module):
         width_in = features + time_features + cond_features + (hidden_features if num_classes else 0)
         layers: list[nn.Module] = []
         for i in range(depth):
-            layers += [nn.Linear(width_in if i == 0 else hidden_features, hidden_features),
-                       activations[activation]()]
+            layers += [
+                nn.Linear(width_in if i == 0 else hidden_features, hidden_features),
+                activations[activation](),
+            ]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(hidden_features, self.out_features)
         if zero_init_output:
@@ -79,11 +81,13 @@ class MLP(nn.Module):
                     f"({self.num_classes} is the null class)"
                 )
             if cond.shape != (batch,) or cond.dtype not in (torch.int32, torch.int64):
-                raise ValueError(f"expected integer labels of shape ({batch},), got "
-                                 f"{cond.dtype} {tuple(cond.shape)}")
+                raise ValueError(
+                    f"expected integer labels of shape ({batch},), got {cond.dtype} {tuple(cond.shape)}"
+                )
             if int(cond.min()) < 0 or int(cond.max()) > self.num_classes:
-                raise ValueError(f"labels must lie in [0, {self.num_classes}] "
-                                 f"({self.num_classes} is the null class)")
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}] ({self.num_classes} is the null class)"
+                )
             parts.append(self.class_embedding(cond).to(x_t.dtype))
         elif self.cond_features:
             if cond is None or cond.shape != (batch, self.cond_features):
