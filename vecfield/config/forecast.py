@@ -56,6 +56,8 @@ class RolloutConfig:
     times are initializations. init_every_hours: spacing of initialization times; max_inits caps
     their number (None: all). batch_size: initializations rolled out together. map_leads_hours:
     leads drawn as maps by the evaluation. output: run folder for the forecast, scorecard and plots.
+    validation_steps: leads rolled out and scored at each validation during training (windows of
+    the ``val`` split, one every ``init_every_hours``).
     """
 
     output: str = "runs/forecast"
@@ -65,10 +67,11 @@ class RolloutConfig:
     max_inits: int | None = None
     batch_size: int = 8
     map_leads_hours: tuple[int, ...] = (24, 120)
+    validation_steps: int = 4
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.init_every_hours < 1 or self.batch_size < 1:
-            raise ValueError("rollout.steps, rollout.init_every_hours and rollout.batch_size must be ≥ 1")
+        if min(self.steps, self.init_every_hours, self.batch_size, self.validation_steps) < 1:
+            raise ValueError("rollout.steps, init_every_hours, batch_size and validation_steps must be ≥ 1")
         if self.max_inits is not None and self.max_inits < 1:
             raise ValueError(f"rollout.max_inits must be ≥ 1 or null, got {self.max_inits}")
 
