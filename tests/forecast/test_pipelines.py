@@ -1,0 +1,104 @@
+"""The command-line path on a tiny dataset: build → train → roll out → evaluate; config errors."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from tests.forecast.helpers import wave_dataset
+from vecfield.config.forecast import (
+    forecast_config_from_dict,
+    forecast_config_to_dict,
+    load_forecast_config,
+)
+from vecfield.data.sources import SOURCE_OPENERS
+
+
+def _tiny_config(tmp_path, source) -> dict:
+    return {
+        "dataset": {
+            "output": str(tmp_path / "data.zarr"),
+            "sources": [{"kind": "zarr", "path": str(source)}],
+            "variables": ["geopotential", "u_component_of_wind", "2m_temperature"],
+            "levels": [500, 850],
+            "static": ["land_sea_mask", "geopotential_at_surface"],
+            "time": {"start": "2020-01-01T00", "end": "2020-01-15T18", "step_hours": 6},
+            "splits": {"train": ["2020-01-01T00", "2020-01-08T18"], "val": ["2020-01-09T00", "2020-01-10T18"],
+                       "test": ["2020-01-11T00", "2020-01-15T18"]},
+        },
+        "model": {"mesh_max_level": 2, "latent": 16, "processor_layers": 1, "time_features": 4},
+        "train": {"run_dir": str(tmp_path / "train"), "max_steps": 4, "batch_size": 4, "progress_bar": False,
+                  "curriculum": [[0, 1], [2, 2]], "validate_every": 2, "best_metric": "score",
+                  "ema_decay": 0.9},
+        "rollout": {"output": str(tmp_path / "out"), "steps": 4, "init_every_hours": 24, "max_inits": 3,
+                    "validation_steps": 2, "map_leads_hours": [12]},
+    }
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("pipeline")
+    source = tmp_path / "source.zarr"
+    wave_dataset(days=16).drop_attrs().to_zarr(source, zarr_format=2)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(_tiny_config(tmp_path, source)))
+    return path
+
+
+def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys) -> None:
+    from pipelines.build_dataset import main as build
+    from pipelines.evaluate import main as evaluate
+    from pipelines.rollout import main as rollout
+    from pipelines.train_forecaster import main as train
+
+    build(["--config", str(config_file)])
+    checkpoint = train(["--config", str(config_file)])
+    assert checkpoint.name == "best.pt"
+    forecast_path = rollout(["--config", str(config_file), "--checkpoint", str(checkpoint)])
+    forecast = xr.open_zarr(forecast_path)
+    assert dict(forecast.sizes) == {"time": 3, "prediction_timedelta": 4, "level": 2, "latitude": 16,
+                                    "longitude": 32}
+    assert str(forecast["time"].values[0]).startswith("2020-01-11T06")  # the test split, t − Δt inside it
+    written = evaluate(["--config", str(config_file)])
+    scores = json.loads(written["scores"].read_text())
+    assert set(scores["scores"]) == {"vecfield", "persistence", "climatology"}
+    assert scores["lead_hours"] == [6.0, 12.0, 18.0, 24.0]
+    assert all(np.isfinite(v).all() for s in scores["scores"].values() for v in s.values())
+    assert written["maps_geopotential500"].exists() and written["rmse_plot"].exists()
+    assert "| geopotential | 500 | **vecfield** |" in written["scorecard"].read_text()
+    val_log = (config_file.parent / "train" / "val_log.csv").read_text().splitlines()
+    assert "rmse_geopotential500_12h" in val_log[0] and "score" in val_log[0]
+
+
+def test_unknown_config_key_lists_the_valid_keys(config_file) -> None:
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lattent'\] \(did you mean 'latent'\?\).*"
+                                         r"valid keys are \[.*'processor_layers'"):
+        load_forecast_config(config_file, ["model.lattent=8"])
+    with pytest.raises(ValueError, match="unknown key"):
+        load_forecast_config(config_file, ["rollout.stepz=3"])
+    with pytest.raises(TypeError, match="expected int"):
+        load_forecast_config(config_file, ["model.latent=wide"])
+
+
+def test_overrides_and_the_stored_config_round_trip(config_file) -> None:
+    config = load_forecast_config(config_file, ["model.latent=24", "rollout.steps=8"])
+    assert config.model.latent == 24 and config.rollout.steps == 8
+    assert forecast_config_from_dict(forecast_config_to_dict(config)) == config
+
+
+def test_default_source_kind_opens_the_embedded_dataset(monkeypatch, tmp_path) -> None:
+    import vecfield.data.default_dataset as default_dataset
+
+    seen = []
+
+    def fake(cache_dir=None, **kwargs):
+        seen.append(cache_dir)
+        return wave_dataset(days=1)
+
+    monkeypatch.setattr(default_dataset, "load_default_dataset", fake)
+    ds = SOURCE_OPENERS["default"](str(tmp_path))
+    assert seen == [str(tmp_path)] and "geopotential" in ds
+    SOURCE_OPENERS["default"]("")
+    assert seen[-1] is None  # "" means the default cache folder
