@@ -102,3 +102,20 @@ def test_default_source_kind_opens_the_embedded_dataset(monkeypatch, tmp_path) -
     assert seen == [str(tmp_path)] and "geopotential" in ds
     SOURCE_OPENERS["default"]("")
     assert seen[-1] is None  # "" means the default cache folder
+
+
+@pytest.mark.parametrize("name", ["quickstart", "era5_wb2_64x32", "era5_arco_1deg", "era5_regional_europe"])
+def test_presets_are_valid_forecast_configs(name) -> None:
+    from pathlib import Path
+
+    config = load_forecast_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
+    assert config.rollout.steps >= 12 and config.train.curriculum[0] == (0, 1)
+
+
+def test_grid_across_the_meridian_is_one_regular_box() -> None:
+    from vecfield.forecast.build import grid_of
+
+    grid = grid_of(np.array([34.0, 35.0]), np.r_[np.arange(335.0, 360.0), np.arange(0.0, 46.0)])
+    assert (grid.lon_west, grid.lon_east, grid.resolution) == (335.0, 405.0, 1.0)
+    with pytest.raises(ValueError, match="regular grid"):
+        grid_of(np.array([0.0, 1.0, 3.0]), np.array([0.0, 1.0]))

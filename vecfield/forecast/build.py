@@ -26,8 +26,10 @@ from vecfield.nn.gnn import GridMeshGNN
 
 
 def grid_of(latitude: np.ndarray, longitude: np.ndarray) -> LatLonGrid:
-    """The regular ``LatLonGrid`` with these increasing latitudes and longitudes (degrees)."""
+    """The regular ``LatLonGrid`` with these increasing latitudes and longitudes (degrees); a regional
+    box across 0° (longitudes 335 … 359, 0 … 45) becomes 335 … 405."""
     latitude, longitude = np.asarray(latitude, np.float64), np.asarray(longitude, np.float64)
+    longitude = np.where(np.cumsum(np.r_[0.0, np.diff(longitude)] < 0) > 0, longitude + 360.0, longitude)
     if latitude.size < 2 or longitude.size < 2:
         raise ValueError("the grid needs at least 2 latitudes and 2 longitudes")
     resolution = float(latitude[1] - latitude[0])
