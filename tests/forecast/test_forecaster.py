@@ -141,3 +141,28 @@ def test_checkpoint_of_another_schema_or_with_a_pickle_payload_is_refused(traine
     with pytest.raises(CheckpointError, match="nothing was executed"):
         Forecaster.load(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_quickstart_notebook_runs_on_a_tiny_checkpoint(trained, tmp_path, monkeypatch) -> None:
+    """notebooks/forecast_quickstart.ipynb executes top to bottom (nbclient, kernel python3)."""
+    import os
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    ds, _, path = trained
+    ds.drop_attrs().to_zarr(tmp_path / "truth.zarr", zarr_format=2)
+    root = Path(__file__).parents[2]
+    monkeypatch.setenv("VECFIELD_CHECKPOINT", str(path))
+    monkeypatch.setenv("VECFIELD_DATASET", str(tmp_path / "truth.zarr"))
+    monkeypatch.setenv("VECFIELD_STEPS", "3")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    notebook = nbformat.read(root / "notebooks" / "forecast_quickstart.ipynb", as_version=4)
+    NotebookClient(
+        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
