@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 import yaml
 
@@ -25,15 +26,31 @@ def _tiny_config(tmp_path, source) -> dict:
             "levels": [500, 850],
             "static": ["land_sea_mask", "geopotential_at_surface"],
             "time": {"start": "2020-01-01T00", "end": "2020-01-15T18", "step_hours": 6},
-            "splits": {"train": ["2020-01-01T00", "2020-01-08T18"], "val": ["2020-01-09T00", "2020-01-10T18"],
-                       "test": ["2020-01-11T00", "2020-01-15T18"]},
+            "splits": {
+                "train": ["2020-01-01T00", "2020-01-08T18"],
+                "val": ["2020-01-09T00", "2020-01-10T18"],
+                "test": ["2020-01-11T00", "2020-01-15T18"],
+            },
         },
         "model": {"mesh_max_level": 2, "latent": 16, "processor_layers": 1, "time_features": 4},
-        "train": {"run_dir": str(tmp_path / "train"), "max_steps": 4, "batch_size": 4, "progress_bar": False,
-                  "curriculum": [[0, 1], [2, 2]], "validate_every": 2, "best_metric": "score",
-                  "ema_decay": 0.9},
-        "rollout": {"output": str(tmp_path / "out"), "steps": 4, "init_every_hours": 24, "max_inits": 3,
-                    "validation_steps": 2, "map_leads_hours": [12]},
+        "train": {
+            "run_dir": str(tmp_path / "train"),
+            "max_steps": 4,
+            "batch_size": 4,
+            "progress_bar": False,
+            "curriculum": [[0, 1], [2, 2]],
+            "validate_every": 2,
+            "best_metric": "score",
+            "ema_decay": 0.9,
+        },
+        "rollout": {
+            "output": str(tmp_path / "out"),
+            "steps": 4,
+            "init_every_hours": 24,
+            "max_inits": 3,
+            "validation_steps": 2,
+            "map_leads_hours": [12],
+        },
     }
 
 
@@ -58,8 +75,13 @@ def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys)
     assert checkpoint.name == "best.pt"
     forecast_path = rollout(["--config", str(config_file), "--checkpoint", str(checkpoint)])
     forecast = xr.open_zarr(forecast_path)
-    assert dict(forecast.sizes) == {"time": 3, "prediction_timedelta": 4, "level": 2, "latitude": 16,
-                                    "longitude": 32}
+    assert dict(forecast.sizes) == {
+        "time": 3,
+        "prediction_timedelta": 4,
+        "level": 2,
+        "latitude": 16,
+        "longitude": 32,
+    }
     assert str(forecast["time"].values[0]).startswith("2020-01-11T06")  # the test split, t − Δt inside it
     written = evaluate(["--config", str(config_file)])
     scores = json.loads(written["scores"].read_text())
@@ -73,8 +95,11 @@ def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys)
 
 
 def test_unknown_config_key_lists_the_valid_keys(config_file) -> None:
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lattent'\] \(did you mean 'latent'\?\).*"
-                                         r"valid keys are \[.*'processor_layers'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown key\(s\) \['lattent'\] \(did you mean 'latent'\?\).*"
+        r"valid keys are \[.*'processor_layers'",
+    ):
         load_forecast_config(config_file, ["model.lattent=8"])
     with pytest.raises(ValueError, match="unknown key"):
         load_forecast_config(config_file, ["rollout.stepz=3"])
@@ -119,3 +144,52 @@ def test_grid_across_the_meridian_is_one_regular_box() -> None:
     assert (grid.lon_west, grid.lon_east, grid.resolution) == (335.0, 405.0, 1.0)
     with pytest.raises(ValueError, match="regular grid"):
         grid_of(np.array([0.0, 1.0, 3.0]), np.array([0.0, 1.0]))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_the_same_forecaster_as_one(config_file, tmp_path) -> None:
+    """pipelines/train_forecaster.py under torchrun (gloo, 2 processes) = 1 process, same global batch."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipelines.build_dataset import main as build
+    from pipelines.train_forecaster import main as train
+    from vecfield.train.checkpoint import load_checkpoint
+
+    config = load_forecast_config(config_file)
+    if not Path(config.dataset.output).exists():
+        build(["--config", str(config_file)])
+    common = [
+        "train.validate_every=null",
+        "train.best_metric=null",
+        "train.max_steps=3",
+        "train.warmup_steps=0",
+    ]
+    single = train(["--config", str(config_file), f"train.run_dir={tmp_path / 'one'}", *common])
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(root / "pipelines" / "train_forecaster.py"),
+            "--config",
+            str(config_file),
+            f"train.run_dir={tmp_path / 'two'}",
+            *common,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    one = load_checkpoint(single)["model"]
+    two = load_checkpoint(tmp_path / "two" / "checkpoints" / single.name)["model"]
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, rtol=1e-4, atol=1e-5)

@@ -46,6 +46,7 @@ def train_forecaster(config: ForecastConfig, graph_cache: str | None = None) -> 
     leads = max([1, *(value for _, value in config.train.curriculum)])
     train = _open_split(path, "train", leads, step_hours)
     spec = ForecasterSpec.from_dataset(train, load_statistics(path), config.model, step_hours)
+    torch.manual_seed(config.train.seed)  # the initial weights: the same in every process and every run
     module = spec.build(graph_cache)
     task = ForecastTask(train.state_layout.channels, step_hours, spec.normalization.state_std)
     val = None
