@@ -8,4 +8,13 @@ from vecfield.core.model import VectorFieldModel
 
 __version__ = "0.1.0"
 
-__all__ = ["VectorFieldModel", "__version__"]
+__all__ = ["Forecaster", "VectorFieldModel", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """``vecfield.Forecaster`` imported on first use (it pulls in xarray, zarr and the graph code)."""
+    if name == "Forecaster":
+        from vecfield.forecast.forecaster import Forecaster
+
+        return Forecaster
+    raise AttributeError(f"module 'vecfield' has no attribute {name!r}")

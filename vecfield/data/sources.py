@@ -7,7 +7,9 @@ Source kinds (``SOURCE_OPENERS``; adding a kind is one function and one dictiona
   ever written;
 - ``arco_era5``: the ARCO-ERA5 zarr (``gs://gcp-public-data-arco-era5/ar/...``), trimmed to its
   valid times;
-- ``weatherbench2``: a WeatherBench2 ERA5 zarr (``gs://weatherbench2/datasets/era5/...``).
+- ``weatherbench2``: a WeatherBench2 ERA5 zarr (``gs://weatherbench2/datasets/era5/...``);
+- ``default``: the embedded shallow-water dataset, cached in the folder ``path`` ("" for the default
+  cache folder), generated on first use.
 
 Cloud stores on ``gs://`` are read anonymously through gcsfs (optional extra ``vecfield[cloud]``).
 Nothing is ever written next to a source.
@@ -131,12 +133,19 @@ def _open_arco_era5(path: str) -> xr.Dataset:
     return ds.sel(time=slice(start, stop))
 
 
+def _open_default(path: str) -> xr.Dataset:
+    from vecfield.data.default_dataset import load_default_dataset
+
+    return load_default_dataset(path or None)
+
+
 SOURCE_OPENERS: dict[str, Callable[[str], xr.Dataset]] = {
     "zarr": _open_zarr,
     "netcdf": _open_netcdf,
     "grib": _open_grib,
     "arco_era5": _open_arco_era5,
     "weatherbench2": _open_zarr,
+    "default": _open_default,
 }
 
 

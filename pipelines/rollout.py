@@ -1,0 +1,42 @@
+"""Roll a trained forecaster out from every initialization of a split, streaming to zarr.
+
+    python pipelines/rollout.py --config configs/quickstart.yaml \
+        --checkpoint runs/quickstart/train/checkpoints/best.pt [rollout.steps=40 rollout.max_inits=4]
+
+Writes ``<rollout.output>/forecast.zarr`` in WeatherBench2's forecast layout (time = initialization,
+prediction_timedelta, level, latitude, longitude), one lead at a time; rerunning after an
+interruption continues where it stopped with identical values.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from vecfield.config.forecast import load_forecast_config
+from vecfield.forecast.evaluation import forecast_split
+from vecfield.forecast.forecaster import Forecaster
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Parse the command line, roll out, print and return the forecast store's path."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, help="YAML config (dataset and rollout sections are used)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint of pipelines/train_forecaster.py")
+    parser.add_argument("--output", default=None, help="zarr store (default <rollout.output>/forecast.zarr)")
+    parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
+    args = parser.parse_args(argv)
+    config = load_forecast_config(args.config, args.overrides)
+    path = forecast_split(
+        Forecaster.load(args.checkpoint), config, Path(args.output) if args.output else None
+    )
+    print(f"forecast: {path}")
+    return path
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ValueError as error:  # user errors: print the message, not a traceback
+        sys.exit(f"error: {error}")

@@ -1,0 +1,60 @@
+"""The one autoregressive rollout, shared by training (with targets, gradients through it) and
+inference (without).
+
+    S(t + (j+1)Δt) = step(S(t + (j−1)Δt), S(t + jΔt), F(t + (j−1)Δt … t + (j+1)Δt), static),  j = 0 … k−1
+
+Each step's output becomes the next step's current state, so training on k steps back-propagates
+through the whole chain (GraphCast's autoregressive fine-tuning) and inference sees exactly the
+same computation. A generator: the caller decides what to keep, so long rollouts need memory for
+two states only.
+"""
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from torch import Tensor
+
+from vecfield.forecast.step import StepResult
+
+
+class Stepper(Protocol):
+    """Anything with the one-step signature of :class:`vecfield.forecast.step.OneStepForecaster`."""
+
+    def step(
+        self,
+        previous: Tensor,
+        current: Tensor,
+        forcings: Tensor,
+        static: Tensor,
+        target: Tensor | None = None,
+    ) -> StepResult: ...
+
+
+def autoregressive(
+    stepper: Stepper,
+    inputs: Tensor,
+    forcings: Tensor,
+    static: Tensor,
+    steps: int,
+    targets: Tensor | None = None,
+) -> Iterator[StepResult]:
+    """Yield ``steps`` results, each (B, N, C) state (and loss when ``targets`` is given).
+
+    inputs: (B, 2, N, C) states at t − Δt and t; forcings: (B, ≥ 2 + steps, N, F) at t − Δt, t, …,
+    t + steps·Δt; static: (B or 1, N, S); targets: (B, ≥ steps, N, C) or None.
+    """
+    if inputs.ndim != 4 or inputs.shape[1] != 2:
+        raise ValueError(
+            f"inputs must be (batch, 2, nodes, channels): the states at t − Δt and t; "
+            f"got {tuple(inputs.shape)}"
+        )
+    if forcings.shape[1] < steps + 2:
+        raise ValueError(f"{steps} steps need forcings at {steps + 2} times, got {forcings.shape[1]}")
+    if targets is not None and targets.shape[1] < steps:
+        raise ValueError(f"{steps} steps need {steps} targets, got {targets.shape[1]}")
+    previous, current = inputs[:, 0], inputs[:, 1]
+    for j in range(steps):
+        target = None if targets is None else targets[:, j]
+        result = stepper.step(previous, current, forcings[:, j : j + 3], static, target)
+        yield result
+        previous, current = current, result.state
