@@ -51,3 +51,18 @@ def test_ema_state_round_trip_continues_identically():
         averaged.update_parameters(model)
     assert copy.module.theta.item() == ema.module.theta.item()
     assert abs(copy.module.theta.item() - closed_form([2.0, 4.0, -1.0], 0.8)) < 1e-12
+
+
+def test_integer_buffers_are_copied_not_averaged() -> None:
+    """Graph indices stored as int64 buffers must survive the EMA exactly (averaging rounds them)."""
+    model = torch.nn.Linear(2, 2)
+    model.register_buffer("index", torch.arange(1000, dtype=torch.int64))
+    model.register_buffer("mask", torch.arange(1000) % 3 == 0)
+    ema = build_ema(model, decay=0.9)
+    for _ in range(3):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        ema.update_parameters(model)
+    assert torch.equal(ema.module.index, model.index)
+    assert torch.equal(ema.module.mask, model.mask)
+    assert not torch.equal(ema.module.weight, model.weight)  # floats are still averaged

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 
@@ -13,12 +14,30 @@ def build_ema(model: nn.Module, decay: float) -> AveragedModel:
     """EMA copy of ``model`` (parameters and buffers) updated by ``ema.update_parameters(model)``.
 
     The first update copies the weights, e₁ = θ₁; afterwards e_k = d·e_{k−1} + (1 − d)·θ_k, so
-    e_n = dⁿ⁻¹·θ₁ + (1 − d)·Σ_{k=2..n} dⁿ⁻ᵏ·θ_k. Buffers (e.g. normalization statistics) are
-    averaged the same way.
+    e_n = dⁿ⁻¹·θ₁ + (1 − d)·Σ_{k=2..n} dⁿ⁻ᵏ·θ_k. Floating-point buffers (e.g. normalization
+    statistics) are averaged the same way; integer and boolean buffers (graph indices, counts)
+    are copied, since averaging them would round indices to wrong values.
     """
     if not 0.0 < decay < 1.0:
         raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=_ema_or_copy(decay), use_buffers=True)
+
+
+def _ema_or_copy(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+    """AveragedModel's multi_avg_fn: EMA for floating tensors, a plain copy for the rest.
+
+    AveragedModel groups the tensors by device and dtype, so each call sees one dtype.
+    """
+    average = get_ema_multi_avg_fn(decay)
+
+    def update(ema_tensors: list[Tensor], model_tensors: list[Tensor], num_averaged: Tensor) -> None:
+        if ema_tensors[0].is_floating_point() or ema_tensors[0].is_complex():
+            average(ema_tensors, model_tensors, num_averaged)
+        else:
+            for ema_tensor, model_tensor in zip(ema_tensors, model_tensors, strict=True):
+                ema_tensor.copy_(model_tensor)
+
+    return update
 
 
 def ema_state(ema: AveragedModel) -> dict[str, Any]:
