@@ -35,6 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from vecfield.graphs import GraphSpec, LatLonGrid, build_graph, load_graph, save_graph
 from vecfield.nn import GridMeshGNN
 from vecfield.nn.message_passing import EdgeIndex, SplitMLP, gather
+from vecfield.train import TrainerConfig
+from vecfield.train.allocator import set_mmap_threshold
 
 CONFIGS = {
     "S": {"mesh_levels": (1, 4), "latent": 128},
@@ -157,9 +159,8 @@ def graph_timings(resolution: float, max_level: int) -> dict:
 
 def _in_subprocess(args: list[str], mmap_threshold: int | None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    if mmap_threshold is not None:  # glibc: a fixed threshold stops its dynamic growth, so freed
-        # activation buffers return to the OS instead of fragmenting the heap
-        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
+    if mmap_threshold is not None:  # what the Trainer does on CPU (vecfield/train/allocator.py)
+        args = [*args, "--mmap-threshold", str(mmap_threshold)]
     result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env,
                             check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -175,7 +176,7 @@ def _write_json(results: dict, path: Path) -> None:
 def _print_table(results: dict) -> None:
     malloc = results["mmap_threshold"]
     print(f"\nGridMeshGNN training step (median; {results['configs'][0]['threads']} threads; fp32; glibc "
-          f"{'default malloc' if malloc is None else f'MALLOC_MMAP_THRESHOLD_={malloc}'})")
+          f"{'default malloc' if malloc is None else f'mmap threshold {malloc} B, as the Trainer sets it'})")
     head = (f"{'config':<7}{'params':>11}{'forward':>10}{'step':>10}{'peak RSS':>10}{'GFLOP/step':>12}"
             f"{'GFLOP/s':>9}{'dense':>8}{'roofline':>10}")
     print(head)
@@ -211,12 +212,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per figure (default 7, quick 2)")
     parser.add_argument("--worker", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
-    parser.add_argument("--mmap-threshold", type=int, default=None,
-                        help="run the configurations with MALLOC_MMAP_THRESHOLD_=BYTES (e.g. 65536)")
+    parser.add_argument("--mmap-threshold", type=int, default=TrainerConfig.cpu_mmap_threshold,
+                        help="fix glibc's mmap threshold at BYTES in the configurations' processes, as "
+                             "vecfield.train.Trainer does on CPU (default: the Trainer's, %(default)s)")
+    parser.add_argument("--glibc-default-malloc", action="store_true",
+                        help="leave glibc's dynamic mmap threshold alone (for comparison)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "gnn_step.json")
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 7)
+    if args.glibc_default_malloc:
+        args.mmap_threshold = None
     if args.worker:
+        if args.mmap_threshold is not None:
+            set_mmap_threshold(args.mmap_threshold)
         print(json.dumps(measure_config(args.worker, repeats)))
         return
     names = ["S"] if args.quick else list(CONFIGS)

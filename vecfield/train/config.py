@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vecfield.train.allocator import check_mmap_threshold
 from vecfield.train.schedules import Curriculum
 
 MIXED_PRECISION_CHOICES = ("auto", "bf16", "off")
@@ -19,6 +20,7 @@ BACKEND_CHOICES = ("auto", "gloo", "nccl")
 RUNTIME_FIELDS = frozenset({
     "run_dir", "device", "compile", "num_workers", "progress_bar", "tensorboard", "log_every",
     "checkpoint_every", "keep_last", "validate_every", "val_batch_size", "resume", "backend",
+    "cpu_mmap_threshold",
 })
 
 
@@ -76,6 +78,7 @@ class TrainerConfig:
     tensorboard: bool = False
     progress_bar: bool = True
     resume: bool = True
+    cpu_mmap_threshold: int | None = 65536
 
     def __post_init__(self) -> None:
         if not isinstance(self.run_dir, str) or not self.run_dir:
@@ -119,6 +122,8 @@ class TrainerConfig:
             raise ValueError(f"best_metric={self.best_metric!r} needs validation: set validate_every")
         if self.validate_with_ema and self.ema_decay is None and self.validate_every is not None:
             raise ValueError("validate_with_ema=true needs an EMA: set ema_decay, or validate_with_ema=false")
+        if self.cpu_mmap_threshold is not None:
+            check_mmap_threshold(self.cpu_mmap_threshold)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 

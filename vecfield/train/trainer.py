@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 import vecfield
+from vecfield.train.allocator import set_mmap_threshold
 from vecfield.train.checkpoint import (
     FORMAT,
     SCHEMA_VERSION,
@@ -127,6 +128,8 @@ class Trainer:
         self.task, self.config = task, config
         self.context = DistributedContext(config.device, config.backend)
         self.device = self.context.device
+        if self.device.type == "cpu" and config.cpu_mmap_threshold is not None:
+            set_mmap_threshold(config.cpu_mmap_threshold)  # bounded peak RSS (vecfield/train/allocator.py)
         self.model = model.to(self.device)
         self.ema = build_ema(self.model, config.ema_decay) if config.ema_decay is not None else None
         self.optimizer = build_optimizer(self.model, config)
