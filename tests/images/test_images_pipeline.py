@@ -1,0 +1,136 @@
+"""pipelines/train_image_generator.py and sample_images.py: presets parse, a tiny run trains, resumes
+exactly where it stopped, writes PNG grids from its EMA weights, and bad config keys are clear errors."""
+
+import functools
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vecfield.config.images import load_image_config
+from vecfield.images.generator import load_image_generator
+from vecfield.train import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = ("digits_fm", "mnist_fm_cfg", "mnist_ddpm", "mnist_glow")
+TINY_UNET = ["unet.channels=8", "unet.heads=2", "unet.time_features=16", "unet.groups=4"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny convolutions run fastest on one thread (and two threads thrash on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@functools.cache
+def script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "pipelines" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny(run_dir: Path, *extra: str) -> list[str]:
+    return [f"train.run_dir={run_dir}", "train.batch_size=16", "train.warmup_steps=0", "train.max_steps=4",
+            "train.checkpoint_every=2", "train.progress_bar=false", "train.validate_every=null",
+            "sample.steps=2", "sample.per_class=2", "sample.guidance=[0, 2]", *TINY_UNET, *extra]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_is_valid(preset: str) -> None:
+    config = load_image_config(ROOT / "configs" / f"{preset}.yaml")
+    assert config.train.ema_decay is not None  # sampling uses the EMA weights
+    expected = {"digits_fm": "flow_matching", "mnist_fm_cfg": "flow_matching", "mnist_ddpm": "ddpm",
+                "mnist_glow": "glow"}[preset]
+    assert config.model.method == expected
+    if preset.startswith("mnist"):
+        assert config.data.train_range == (0, 8000) and config.data.val_range == (8000, 10000)
+
+
+def test_train_resume_and_sample_end_to_end(tmp_path: Path) -> None:
+    preset = str(ROOT / "configs" / "digits_fm.yaml")
+    train = script("train_image_generator").main
+    full = train(["--config", preset, *tiny(tmp_path / "full")])
+    assert full.name == "step_000000004.pt"
+
+    # the same run interrupted after step 2, then resumed by the same command: identical weights
+    interrupted = tmp_path / "interrupted"
+    train(["--config", preset, *tiny(interrupted)])
+    (interrupted / "checkpoints" / "step_000000004.pt").unlink()
+    resumed = train(["--config", preset, *tiny(interrupted)])
+    a, b = load_checkpoint(full), load_checkpoint(resumed)
+    assert b["step"] == 4
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=0)
+
+    paths = script("sample_images").main(["--config", preset, *tiny(tmp_path / "full")])
+    names = {p.name for p in paths}
+    assert names == {"guidance_w0.png", "guidance_w2.png", *(f"class_{k}.png" for k in range(10))}
+    for path in paths:
+        assert path.parent == tmp_path / "full" / "samples"
+        picture = np.asarray(Image.open(path))
+        rows = 10 if path.name.startswith("guidance") else 2
+        # 8×8 digits enlarged 8 times, 1-pixel borders, 2 samples per row
+        assert picture.shape == ((rows * 9 + 1) * 8, (2 * 9 + 1) * 8)
+    temporaries = [p for p in (tmp_path / "full" / "samples").iterdir() if p.name.startswith(".")]
+    assert not temporaries
+
+
+def test_sampling_uses_the_ema_weights(tmp_path: Path) -> None:
+    preset = str(ROOT / "configs" / "digits_fm.yaml")
+    path = script("train_image_generator").main(["--config", preset, *tiny(tmp_path, "train.ema_decay=0.5")])
+    generator, info = load_image_generator(path)
+    checkpoint = load_checkpoint(path)
+    assert info.step == 4 and info.levels == 17 and info.image_shape == (1, 8, 8)
+    assert info.class_names == tuple(str(k) for k in range(10))
+    loaded = generator.state_dict()
+    ema, raw = checkpoint["ema"]["weights"], checkpoint["model"]
+    differs = [k for k in raw if not torch.equal(raw[k], ema[k])]
+    assert differs  # the EMA is not the raw model after 4 steps …
+    for key in differs:
+        torch.testing.assert_close(loaded[key], ema[key], rtol=0, atol=0)  # … and sampling loads the EMA
+
+
+@pytest.mark.parametrize(("preset", "extra"), [
+    ("mnist_ddpm", ["sample.solver=ddim", "model.conditional=false"]),
+    ("mnist_glow", ["glow.num_steps=1", "glow.hidden_features=8", "data.dequantize=true"]),
+])
+def test_ddpm_and_glow_presets_train_and_sample_on_digits(tmp_path: Path, preset: str,
+                                                          extra: list[str]) -> None:
+    """The MNIST presets' methods, on the bundled digits so that no data file is needed."""
+    config = str(ROOT / "configs" / f"{preset}.yaml")
+    on_digits = ["data.dataset=digits", "data.path=null", "data.labels_path=null", "data.train_range=[0, 64]",
+                 "data.val_range=null", "unet.channel_mults=[1, 2]", "unet.attention_levels=[1]"]
+    overrides = tiny(tmp_path, *on_digits, *extra)
+    script("train_image_generator").main(["--config", config, *overrides, "--sample"])
+    paths = sorted((tmp_path / "samples").iterdir())
+    assert [p.name for p in paths] == ["samples.png"]
+    picture = np.asarray(Image.open(paths[0]))
+    assert picture.shape == ((1 * 9 + 1) * 8, (2 * 9 + 1) * 8)  # per_class=2 samples side by side
+
+
+def test_bad_config_keys_are_clear_errors(tmp_path: Path) -> None:
+    preset = str(ROOT / "configs" / "digits_fm.yaml")
+    train = script("train_image_generator").main
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['chanels'\] \(did you mean 'channels'\?\)"):
+        train(["--config", preset, *tiny(tmp_path), "unet.chanels=8"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['sampel'\].*valid keys are"):
+        train(["--config", preset, *tiny(tmp_path), "sampel.steps=3"])
+    with pytest.raises(ValueError, match="is not one of"):
+        train(["--config", preset, *tiny(tmp_path), "model.method=flow_matchin"])
+    with pytest.raises(ValueError, match=r"model\.conditional=false"):
+        train(["--config", preset, *tiny(tmp_path), "model.method=glow"])
+    with pytest.raises(ValueError, match="needs held-out images"):
+        train(["--config", preset, *tiny(tmp_path), "data.val_range=null", "train.validate_every=2"])
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        script("sample_images").main(["--config", preset, *tiny(tmp_path / "never_trained")])
+    assert not (tmp_path / "checkpoints").exists()
