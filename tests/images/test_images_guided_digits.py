@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 
 from vecfield.config.images import load_image_config
 from vecfield.images import load_digits, to_signed
@@ -33,8 +33,8 @@ def guided_accuracy(run_dir: Path, overrides: list[str], scales: tuple[float, ..
     generator, info = load_image_generator(train_image_generator(config))
     digits = load_digits()
     train = slice(*config.data.train_range)
-    classifier = LogisticRegression(max_iter=2000).fit(digits.signed()[train].flatten(1).numpy(),
-                                                       digits.labels[train].numpy())
+    classifier = KNeighborsClassifier(n_neighbors=5).fit(digits.signed()[train].flatten(1).numpy(),
+                                                         digits.labels[train].numpy())
     labels = torch.arange(10).repeat_interleave(per_class)
     accuracy = {}
     for w in scales:
