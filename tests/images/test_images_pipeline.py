@@ -85,9 +85,13 @@ def test_train_resume_and_sample_end_to_end(tmp_path: Path) -> None:
     assert not temporaries
 
 
-def test_sampling_uses_the_ema_weights(tmp_path: Path) -> None:
+def test_validation_and_sampling_use_the_ema_weights(tmp_path: Path) -> None:
     preset = str(ROOT / "configs" / "digits_fm.yaml")
-    path = script("train_image_generator").main(["--config", preset, *tiny(tmp_path, "train.ema_decay=0.5")])
+    overrides = tiny(tmp_path, "train.ema_decay=0.5", "train.validate_every=2", "train.val_batch_size=64")
+    path = script("train_image_generator").main(["--config", preset, *overrides])
+    validation = (tmp_path / "val_log.csv").read_text().splitlines()  # held-out loss on data.val_range
+    assert validation[0].split(",")[:3] == ["step", "wallclock_s", "loss"] and len(validation) == 3
+    assert all(float(row.split(",")[2]) > 0 for row in validation[1:])
     generator, info = load_image_generator(path)
     checkpoint = load_checkpoint(path)
     assert info.step == 4 and info.levels == 17 and info.image_shape == (1, 8, 8)
