@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from vecfield.config.images import load_image_config
-from vecfield.images.generator import load_image_generator
+from vecfield.images.generator import build_image_generator, load_image_generator
 from vecfield.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +138,17 @@ def test_bad_config_keys_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no checkpoint"):
         script("sample_images").main(["--config", preset, *tiny(tmp_path / "never_trained")])
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_generate_checks_labels_against_the_model() -> None:
+    preset = ROOT / "configs" / "digits_fm.yaml"
+    conditional = build_image_generator(load_image_config(preset, TINY_UNET), (1, 8, 8), 17, 10)
+    with pytest.raises(ValueError, match=r"class-conditional: pass labels of shape \(3,\)"):
+        conditional.generate(3)
+    glow = build_image_generator(load_image_config(preset, ["model.method=glow", "model.conditional=false"]),
+                                 (1, 8, 8), 17, 10)
+    with pytest.raises(ValueError, match="unconditional"):
+        glow.generate(2, torch.tensor([0, 1]))
+    levels = conditional.generate(3, torch.tensor([0, 5, 9]), solver="euler", steps=2, guidance=2.0)
+    assert levels.shape == (3, 1, 8, 8) and levels.dtype == torch.int64
+    assert int(levels.min()) >= 0 and int(levels.max()) <= 16

@@ -101,6 +101,11 @@ class ImageGenerator(nn.Module):
                  guidance: float | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n images as integer levels (n, C, H, W); conditional models take ``labels`` (n,) and ``guidance``
         (None: the plain conditional field)."""
+        if (labels is not None or guidance is not None) and not self.num_classes:
+            raise ValueError("this generator is unconditional: call generate(n) without labels or guidance")
+        if self.num_classes and (labels is None or labels.shape != (n,)):
+            raise ValueError(f"this generator is class-conditional: pass labels of shape ({n},) in "
+                             f"[0, {self.num_classes - 1}]")
         was_training = self.training
         self.eval()
         try:
