@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from vecfield.config.images import load_image_config
-from vecfield.images.generator import build_image_generator, load_image_generator
+from vecfield.images.generator import build_image_generator, load_image_generator, load_images, select_range
 from vecfield.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +152,26 @@ def test_generate_checks_labels_against_the_model() -> None:
     levels = conditional.generate(3, torch.tensor([0, 5, 9]), solver="euler", steps=2, guidance=2.0)
     assert levels.shape == (3, 1, 8, 8) and levels.dtype == torch.int64
     assert int(levels.min()) >= 0 and int(levels.max()) <= 16
+
+
+@pytest.mark.parametrize("dequantize", [False, True])
+def test_model_space_and_back_is_the_identity_on_levels(dequantize: bool) -> None:
+    config = load_image_config(ROOT / "configs" / "digits_fm.yaml",
+                               [*TINY_UNET, f"data.dequantize={str(dequantize).lower()}"])
+    generator = build_image_generator(config, (1, 8, 8), 17, 10)
+    levels = torch.randint(0, 17, (64, 1, 8, 8))
+    x = generator.to_model_space(levels)
+    assert float(x.min()) >= -1 and float(x.max()) <= 1
+    assert bool((x != torch.round(x * 8) / 8).any()) == dequantize  # uniform noise inside each level's cell
+    assert torch.equal(generator.to_levels(x), levels)
+
+
+def test_mnist_presets_read_the_shared_idx_files(shared_data: Path) -> None:
+    config = load_image_config(ROOT / "configs" / "mnist_fm_cfg.yaml")
+    dataset, classes = load_images(config.data)
+    assert dataset.images.shape == (10000, 1, 28, 28) and dataset.levels == 256
+    assert classes == [str(k) for k in range(10)]
+    train = select_range(dataset, config.data.train_range, "train_range")
+    assert train.images.shape[0] == 8000 and set(train.labels.tolist()) == set(range(10))
+    with pytest.raises(ValueError, match="asks for more than the 10000 images"):
+        select_range(dataset, (0, 20000), "train_range")
