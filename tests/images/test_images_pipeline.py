@@ -175,3 +175,20 @@ def test_mnist_presets_read_the_shared_idx_files(shared_data: Path) -> None:
     assert train.images.shape[0] == 8000 and set(train.labels.tolist()) == set(range(10))
     with pytest.raises(ValueError, match="asks for more than the 10000 images"):
         select_range(dataset, (0, 20000), "train_range")
+
+
+def test_rgb_image_folder_trains_and_samples(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for label in ("red", "blue"):
+        for i in range(4):
+            Path(tmp_path / "images" / label).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(
+                tmp_path / "images" / label / f"{i}.png")
+    folder = ["data.dataset=folder", f"data.path={tmp_path / 'images'}", "data.image_size=[8, 8]",
+              "data.channels=3", "data.train_range=null", "data.val_range=null", "train.batch_size=4"]
+    script("train_image_generator").main(["--config", str(ROOT / "configs" / "digits_fm.yaml"),
+                                          *tiny(tmp_path / "run", *folder), "--sample"])
+    names = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert names == ["class_blue.png", "class_red.png", "guidance_w0.png", "guidance_w2.png"]
+    picture = np.asarray(Image.open(tmp_path / "run" / "samples" / "guidance_w2.png"))
+    assert picture.shape == ((2 * 9 + 1) * 8, (2 * 9 + 1) * 8, 3)  # 2 classes × 2 samples, RGB
