@@ -48,10 +48,10 @@ def guided_accuracy(run_dir: Path, overrides: list[str], scales: tuple[float, ..
 def test_guided_samples_of_a_tiny_model_get_the_requested_class(tmp_path: Path) -> None:
     tiny = ["unet.channels=16", "unet.attention_levels=[]", "unet.mid_attention=false",
             "unet.time_features=32",
-            "train.max_steps=80", "train.batch_size=32", "train.lr=3.0e-3", "train.warmup_steps=0",
+            "train.max_steps=60", "train.batch_size=32", "train.lr=3.0e-3", "train.warmup_steps=0",
             "train.ema_decay=0.9", "train.validate_every=null"]
     accuracy = guided_accuracy(tmp_path, tiny, scales=(2.0,), per_class=10)
-    assert accuracy[2.0] >= 0.5
+    assert accuracy[2.0] >= 0.4  # four times chance (0.71 measured with this seed)
 
 
 @pytest.mark.slow
