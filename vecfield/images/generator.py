@@ -36,6 +36,7 @@ from vecfield.images.folders import load_image_folder
 from vecfield.images.grids import grid_array, png_bytes
 from vecfield.nn.unet import UNet
 from vecfield.train import Trainer, load_checkpoint, load_model_weights
+from vecfield.train.checkpoint import CheckpointStore
 from vecfield.train.files import atomic_write
 
 
@@ -200,11 +201,11 @@ def train_image_generator(config: ImageConfig) -> Path:
 def latest_checkpoint(config: ImageConfig) -> Path:
     """The newest step checkpoint of the run ``config.train.run_dir``."""
     folder = Path(config.train.run_dir) / "checkpoints"
-    steps = sorted(folder.glob("step_*.pt")) if folder.is_dir() else []
-    if not steps:
+    latest = CheckpointStore(folder, keep_last=1).latest()
+    if latest is None:
         raise ValueError(f"{folder} holds no checkpoint; train first with "
                          "python pipelines/train_image_generator.py --config <this config>")
-    return steps[-1]
+    return latest
 
 
 def load_image_generator(path: str | Path) -> tuple[ImageGenerator, GeneratorInfo]:
