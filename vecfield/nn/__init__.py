@@ -5,5 +5,6 @@ from vecfield.nn.embeddings import SinusoidalEmbedding
 from vecfield.nn.gnn import GridMeshGNN
 from vecfield.nn.message_passing import InteractionNetwork, SplitMLP
 from vecfield.nn.mlp import MLP
+from vecfield.nn.unet import UNet
 
-__all__ = ["MLP", "ConvNet", "GridMeshGNN", "InteractionNetwork", "SinusoidalEmbedding", "SplitMLP"]
+__all__ = ["MLP", "ConvNet", "GridMeshGNN", "InteractionNetwork", "SinusoidalEmbedding", "SplitMLP", "UNet"]
