@@ -7,6 +7,13 @@
 2. Per variable at 500 hPa, in the held-out year: the largest fraction (over latitudes) of the
    variance at periods shorter than one day, after removing each grid point's mean diurnal cycle
    (the tide, which the forcing features predict), and the tide's own variance fraction.
+3. Per variable at 500 hPa, in the held-out year: the latitude where the rms second time
+   difference x(t + Δt) − 2x(t) + x(t − Δt) (what a smooth extrapolation from two states misses)
+   peaks, that rms, and the dominant zonal wavenumber of the second difference on that row.
+4. The strongest seasonal-mean zonal-mean u500 (the jet core) in June–August and December–
+   February of the first year, and its latitude: a wave of zonal wavenumber m carried by a jet U
+   at latitude φ passes a grid point with period ≈ 2π a cos φ / (m U). The same for ERA-Interim's
+   July and January means.
 
     PYTHONPATH=. python benchmarks/default_dataset_balance.py [--quick]
 
@@ -70,6 +77,16 @@ def subdaily_fractions(x: np.ndarray, hours: np.ndarray) -> tuple[float, float]:
     return float(per_latitude.max()), float((tide**2).sum() / (anomaly**2).sum())
 
 
+def second_difference_peak(x: np.ndarray, latitude: np.ndarray) -> tuple[float, float, int]:
+    """(latitude of the peak, peak rms, dominant zonal wavenumber there) of the second time
+    difference of x (time, latitude, longitude)."""
+    second = x[2:] - 2 * x[1:-1] + x[:-2]
+    rms = np.sqrt((second**2).mean(axis=(0, 2)))
+    row = int(np.argmax(rms))
+    spectrum = (np.abs(np.fft.rfft(second[:, row], axis=-1)) ** 2).mean(axis=0)
+    return float(latitude[row]), float(rms[row]), int(np.argmax(spectrum[1:]) + 1)
+
+
 def main() -> None:
     """Compute both checks, print the table and write the JSON."""
     parser = argparse.ArgumentParser(
@@ -91,16 +108,30 @@ def main() -> None:
     if era.exists():
         real = xr.open_dataset(era).sortby("latitude").isel(latitude=slice(0, 240))  # 240 = 40 blocks
         real = real.coarsen(latitude=6, longitude=6).mean()
+        for month, season in ((7, "jja"), (1, "djf")):
+            profile = real["u"].sel(level=500, month=month).mean("longitude")
+            result[f"eraint_jet_u500_{season}"] = float(profile.max())
+            result[f"eraint_jet_latitude_{season}"] = float(profile["latitude"][profile.argmax()])
         for level in (500, 850):
             level_ds = real.sel(level=level)
             result[f"eraint_div_vort_{level}"] = divergence_ratio(
                 level_ds["u"].values, level_ds["v"].values, level_ds["latitude"].values,
                 level_ds["longitude"].values,
             )
+    months = first["time"].dt.month.values
+    for season, chosen in (("jja", (6, 7, 8)), ("djf", (12, 1, 2))):
+        jet = first["u_component_of_wind"].sel(level=500).isel(time=np.isin(months, chosen))
+        profile = jet.mean(("time", "longitude")).values
+        result[f"jet_u500_{season}"], result[f"jet_latitude_{season}"] = float(profile.max()), float(
+            lat[np.argmax(profile)]
+        )
     hours = held_out["time"].dt.hour.values
     for name in ("geopotential", "u_component_of_wind", "v_component_of_wind"):
         values = held_out[name].sel(level=500).values.astype(np.float64)
         result[f"{name}500_subdaily_max"], result[f"{name}500_tide"] = subdaily_fractions(values, hours)
+        peak = second_difference_peak(values, lat)
+        result[f"{name}500_d2_peak_latitude"], result[f"{name}500_d2_peak_rms"] = peak[:2]
+        result[f"{name}500_d2_peak_wavenumber"] = peak[2]
     print(f"{'quantity':<48}{'value':>10}")
     for key, value in result.items():
         print(f"{key:<48}{value:>10.4f}")
