@@ -8,6 +8,10 @@
    forward + backward + AdamW steps on a batch already in memory, in the same run, as samples/s.
    Goal: loader ≥ 5× consumption.
 
+Readers: ``WindowedDataset`` streaming in this process, a DataLoader with worker processes, and
+``WindowedDataset(in_memory=True)`` (the split read once, windows sliced; its one-off load time
+is reported separately). The loader/GNN ratio uses the fastest reader.
+
 The store is built with vecfield's own builder from a synthetic source: 32×64 grid (5.625°),
 geopotential and temperature on 3 levels, 2m_temperature, the 5 forcings and 2 static fields,
 ``--times`` 6-hourly states (time chunk 1, full spatial chunks, as the builder writes).
@@ -175,25 +179,32 @@ def main() -> None:
         raw = raw_rate(store, data, order)
         single = loader_rate(data, order)
         workers = dataloader_rate(data, samples, args.workers) if args.workers > 0 else float("nan")
+        t0 = time.perf_counter()
+        held = WindowedDataset(store, n_inputs=2, n_leads=1, in_memory=True)
+        load_seconds = time.perf_counter() - t0
+        in_memory = loader_rate(held, order)
         sample = data[0]
         consumption = gnn_consumption(data, store, args.gnn_steps or (3 if args.quick else 20))
-    best = max(single, workers) if np.isfinite(workers) else single
+    streamed = max(single, workers) if np.isfinite(workers) else single  # the ≥ 70 % of raw goal
+    best = max(streamed, in_memory)  # the ≥ 5× consumption goal: the fastest reader
     rows = [
         ("raw zarr read of the same chunks", raw, 1.0),
         ("WindowedDataset, 1 process", single, single / raw),
         (f"DataLoader, {args.workers} workers, prefetch 4", workers, workers / raw),
+        ("WindowedDataset in memory, 1 process", in_memory, in_memory / raw),
         ("mesh GNN training consumption (quickstart model)", consumption, consumption / raw),
     ]
     print(
         f"store: {times} states, 32×64 grid, sample inputs {tuple(sample['inputs'].shape)}, "
         f"forcings {tuple(sample['forcings'].shape)}; built in {build_seconds:.1f} s"
     )
+    print(f"in-memory load of the whole split: {load_seconds:.2f} s, {held.memory_bytes / 2**20:.1f} MiB")
     print(f"{'reader':<52} {'samples/s':>10} {'vs raw':>8}")
     for name, rate, ratio in rows:
         print(f"{name:<52} {rate:>10.1f} {ratio:>8.2f}")
     print(
-        f"loader / raw (best): {best / raw:.2f} (goal ≥ 0.70); loader / GNN consumption: "
-        f"{best / consumption:.1f}× (goal ≥ 5×)"
+        f"streaming loader / raw (best): {streamed / raw:.2f} (goal ≥ 0.70); fastest loader / GNN "
+        f"consumption: {best / consumption:.1f}× (goal ≥ 5×)"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
@@ -203,7 +214,10 @@ def main() -> None:
         "raw_samples_per_s": raw,
         "loader_samples_per_s": single,
         "dataloader_samples_per_s": workers,
-        "loader_vs_raw": best / raw,
+        "in_memory_samples_per_s": in_memory,
+        "in_memory_load_seconds": load_seconds,
+        "in_memory_mib": held.memory_bytes / 2**20,
+        "loader_vs_raw": streamed / raw,
         "gnn_samples_per_s": consumption,
         "loader_vs_gnn": best / consumption,
         "build_seconds": build_seconds,

@@ -46,7 +46,9 @@ def _world(args: argparse.Namespace):
         spec, windows, _ = tiny_spec(ds, n_leads=1)
         spec = dataclasses.replace(spec, model=config.model)
         return ds, spec, windows, "synthetic 16x32"
-    windows = WindowedDataset(path, 2, 1, config.dataset.time.step_hours, split="train")
+    windows = WindowedDataset(  # as training reads them (train.in_memory)
+        path, 2, 1, config.dataset.time.step_hours, split="train", in_memory=config.train.in_memory
+    )
     spec = ForecasterSpec.from_dataset(
         windows, load_statistics(path), config.model, config.dataset.time.step_hours
     )

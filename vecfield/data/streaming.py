@@ -14,13 +14,20 @@ Splits are time ranges; a window is in a split only when all of its times are, s
 crosses a split boundary. Reads go straight to the zarr chunks a window needs (no dask graph
 per sample); the year/day progress forcings are recomputed from the window's times (identical to
 the stored values) instead of being read one tiny chunk at a time.
+
+In-memory mode (``in_memory=True``, or ``"auto"`` when the estimate fits the memory budget): the
+split's contiguous block of times is read once through the same code path, into one float32 array
+per layout, (T_block, nodes, C_state) and (T_block, nodes, C_forcing); a window is then a slice
+of those arrays, with values identical to the streamed ones.
 """
 
 import json
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +40,16 @@ from vecfield.data.forcings import FORCING_VARIABLES, day_progress, year_progres
 
 STRUCTURAL_FEATURES = ("sin_latitude", "cos_longitude", "sin_longitude")
 PROGRESS_FORCINGS = ("year_progress_sin", "year_progress_cos", "day_progress_sin", "day_progress_cos")
+IN_MEMORY_CHOICES = (True, False, "auto")
+MEMORY_BUDGET_BYTES = 4 * 2**30  # "auto" loads a split only below this and half of the available RAM
+
+
+def available_memory_bytes() -> int | None:
+    """Physical memory available now (bytes), or None where the OS does not report it."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -178,7 +195,10 @@ class WindowedDataset(torch.utils.data.Dataset):
     split: a split name stored with the dataset (``train``/``val``/``test``), a (start, end)
     pair, or None. Each item is a dict of float32 tensors ``inputs``, ``targets``, ``forcings``,
     ``static`` and int64 ``time_index`` (index of the first window time) and ``time`` (ns since
-    1970 of each window time).
+    1970 of each window time). in_memory: True reads the split's block of times into RAM once
+    (windows are then slices), False streams every window from the store, ``"auto"`` loads when
+    :attr:`memory_bytes` is below both ``MEMORY_BUDGET_BYTES`` and half the available memory
+    (else streams, with a warning); :attr:`in_memory` says which was chosen.
     """
 
     def __init__(
@@ -190,7 +210,10 @@ class WindowedDataset(torch.utils.data.Dataset):
         split: str | tuple[str, str] | None = None,
         state_variables: Sequence[str] | None = None,
         static_variables: Sequence[str] | None = None,
+        in_memory: bool | Literal["auto"] = False,
     ) -> None:
+        if in_memory not in IN_MEMORY_CHOICES:
+            raise ValueError(f"unknown in_memory {in_memory!r}; choose one of {list(IN_MEMORY_CHOICES)}")
         if n_inputs < 1 or n_leads < 0:
             raise ValueError(f"need n_inputs ≥ 1 and n_leads ≥ 0, got {n_inputs}, {n_leads}")
         self._path = None if isinstance(source, xr.Dataset) else str(source)
@@ -244,6 +267,44 @@ class WindowedDataset(torch.utils.data.Dataset):
             levels = [int(v) for v in var["level"].values] if "level" in var.dims else None
             self._fields[str(name)] = (order if var.dims == order else None, levels)
         self._arrays = self._zarr_arrays()
+        self._block: tuple[int, np.ndarray, np.ndarray] | None = None  # (first time index, states, forcings)
+        self.in_memory = self._decide_in_memory(in_memory)
+        if self.in_memory:
+            first, last = int(self.starts[0]), int(self.starts[-1]) + span
+            block = np.arange(first, last + 1)
+            states, forcings = self._read(self.state_layout, block), self._read(self.forcing_layout, block)
+            self._block = (first, states, forcings)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the in-memory mode holds: the split's block of times × nodes × (state + forcing
+        channels) × 4 (float32)."""
+        span = (self.n_inputs + self.n_leads - 1) * self.stride
+        times = int(self.starts[-1]) + span - int(self.starts[0]) + 1
+        channels = len(self.state_layout) + len(self.forcing_layout)
+        return times * self.latitude.size * self.longitude.size * channels * 4
+
+    def _decide_in_memory(self, in_memory: bool | str) -> bool:
+        """The mode to use; ``True`` that cannot fit, or ``"auto"`` that does not, says so."""
+        need, available = self.memory_bytes, available_memory_bytes()
+        fits_ram = available is None or need <= available // 2
+        if in_memory is True and not fits_ram:
+            raise ValueError(
+                f"in_memory=True needs {need / 2**20:.0f} MiB for this split but only "
+                f"{available / 2**20:.0f} MiB of memory is available; use in_memory='auto' or False to stream"
+            )
+        if in_memory == "auto":
+            if need <= MEMORY_BUDGET_BYTES and fits_ram:
+                return True
+            warnings.warn(
+                f"streaming the split from the store: holding it in memory would take {need / 2**20:.0f} MiB "
+                f"(budget {MEMORY_BUDGET_BYTES / 2**20:.0f} MiB, available "
+                f"{'unknown' if available is None else f'{available / 2**20:.0f} MiB'}); "
+                "pass in_memory=True to force it",
+                stacklevel=3,
+            )
+            return False
+        return bool(in_memory)
 
     def _open(self) -> xr.Dataset:
         return xr.open_zarr(self._path, chunks=None)
@@ -313,8 +374,13 @@ class WindowedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         indices = self.window_times(index)
-        states = torch.from_numpy(self._read(self.state_layout, indices))
-        forcings = torch.from_numpy(self._read(self.forcing_layout, indices))
+        if self._block is not None:
+            first, state_block, forcing_block = self._block
+            states = torch.from_numpy(state_block[indices - first])
+            forcings = torch.from_numpy(forcing_block[indices - first])
+        else:
+            states = torch.from_numpy(self._read(self.state_layout, indices))
+            forcings = torch.from_numpy(self._read(self.forcing_layout, indices))
         return {
             "inputs": states[: self.n_inputs],
             "targets": states[self.n_inputs :],

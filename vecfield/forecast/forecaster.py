@@ -133,12 +133,15 @@ class Forecaster:
         return torch.from_numpy(stacked).reshape(len(inits), 2, *stacked.shape[1:])
 
     def _forcings(self, current_times: np.ndarray, steps: int) -> torch.Tensor:
-        """(B, steps + 2, N, F) forcings at t − Δt … t + steps·Δt for each current time t."""
+        """(B, steps + 2, N, F) forcings at t − Δt … t + steps·Δt for each current time t.
+
+        Each distinct valid time is computed once (initializations Δt apart share most of them)."""
         offsets = np.arange(-1, steps + 1) * self.step
         times = (current_times[:, None] + offsets[None, :]).reshape(-1)
-        forcings = compute_forcings(times, self.spec.latitude, self.spec.longitude)
-        stacked = self.spec.forcing_layout.stack(forcings)
-        return torch.from_numpy(stacked).reshape(len(current_times), steps + 2, *stacked.shape[1:])
+        unique, inverse = np.unique(times, return_inverse=True)
+        forcings = compute_forcings(unique, self.spec.latitude, self.spec.longitude)
+        stacked = torch.from_numpy(self.spec.forcing_layout.stack(forcings))[torch.from_numpy(inverse)]
+        return stacked.reshape(len(current_times), steps + 2, *stacked.shape[1:])
 
     # ------------------------------------------------------------------ rollout
     @torch.no_grad()
@@ -168,10 +171,17 @@ class Forecaster:
                 yield state
             done += chunk
 
+    def _forecast_dataset(self, states: torch.Tensor, inits: np.ndarray, first_lead: int) -> xr.Dataset:
+        """Leads ``first_lead`` … (1-based) as one dataset (time, prediction_timedelta, [level,] latitude,
+        longitude) from states (B, leads, N, C): a single unstacking for all leads."""
+        leads = (first_lead + np.arange(states.shape[1])) * self.step
+        return self.spec.state_layout.unstack(
+            states, self.spec.latitude, self.spec.longitude, {"time": inits, "prediction_timedelta": leads}
+        )
+
     def _lead_dataset(self, state: torch.Tensor, inits: np.ndarray, lead: int) -> xr.Dataset:
         """One lead (1-based) as a dataset (time, prediction_timedelta=1, [level,] latitude, longitude)."""
-        ds = self.spec.state_layout.unstack(state, self.spec.latitude, self.spec.longitude, {"time": inits})
-        return ds.expand_dims(prediction_timedelta=[lead * self.step], axis=1)
+        return self._forecast_dataset(state[:, None], inits, lead)
 
     def _attrs(self, steps: int) -> dict[str, Any]:
         return {
@@ -220,9 +230,10 @@ class Forecaster:
     ) -> xr.Dataset:
         """The forecast from each initialization time (default: every time of ``initial`` whose
         predecessor is present), ``steps`` leads, in WeatherBench2's forecast layout."""
-        forecast = xr.concat(
-            list(self.rollout_chunks(initial, steps, init_times, batch_size)), dim="prediction_timedelta"
-        )
+        inits = self._prepare(initial, init_times, steps, batch_size)
+        states = self._states(initial, inits)
+        leads = list(self._leads(states[:, 0], states[:, 1], inits, steps, batch_size))
+        forecast = self._forecast_dataset(torch.stack(leads, dim=1), inits, 1)  # xarray assembled once
         forecast.attrs.update(self._attrs(steps))
         return forecast
 

@@ -22,8 +22,12 @@ from vecfield.forecast.task import ForecastTask
 from vecfield.train import Trainer
 
 
-def _open_split(path: Path, split: str, n_leads: int, step_hours: int) -> WindowedDataset:
-    return WindowedDataset(path, n_inputs=2, n_leads=n_leads, step_hours=step_hours, split=split)
+def _open_split(
+    path: Path, split: str, n_leads: int, step_hours: int, in_memory: bool | str
+) -> WindowedDataset:
+    return WindowedDataset(
+        path, n_inputs=2, n_leads=n_leads, step_hours=step_hours, split=split, in_memory=in_memory
+    )
 
 
 def has_split(path: Path, split: str) -> bool:
@@ -44,14 +48,16 @@ def train_forecaster(config: ForecastConfig, graph_cache: str | None = None) -> 
         )
     step_hours = config.dataset.time.step_hours
     leads = max([1, *(value for _, value in config.train.curriculum)])
-    train = _open_split(path, "train", leads, step_hours)
+    train = _open_split(path, "train", leads, step_hours, config.train.in_memory)
     spec = ForecasterSpec.from_dataset(train, load_statistics(path), config.model, step_hours)
     torch.manual_seed(config.train.seed)  # the initial weights: the same in every process and every run
     module = spec.build(graph_cache)
     task = ForecastTask(train.state_layout.channels, step_hours, spec.normalization.state_std)
     val = None
     if config.train.validate_every is not None:
-        windows = _open_split(path, "val", config.rollout.validation_steps, step_hours)
+        windows = _open_split(
+            path, "val", config.rollout.validation_steps, step_hours, config.train.in_memory
+        )
         every = max(1, config.rollout.init_every_hours // step_hours)
         val = torch.utils.data.Subset(windows, np.arange(0, len(windows), every).tolist())
     metadata = {**spec.to_metadata(), "config": forecast_config_to_dict(config)}

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from vecfield.train.allocator import check_mmap_threshold
 from vecfield.train.schedules import Curriculum
@@ -19,7 +19,7 @@ BACKEND_CHOICES = ("auto", "gloo", "nccl")
 # differ between a checkpoint and the config that resumes it. Every other field must match.
 RUNTIME_FIELDS = frozenset({
     "run_dir", "device", "compile", "num_workers", "progress_bar", "tensorboard", "log_every",
-    "checkpoint_every", "keep_last", "validate_every", "val_batch_size", "resume", "backend",
+    "checkpoint_every", "in_memory", "keep_last", "validate_every", "val_batch_size", "resume", "backend",
     "cpu_mmap_threshold",
 })
 
@@ -67,6 +67,7 @@ class TrainerConfig:
     seed: int = 0
     shuffle: bool = True
     num_workers: int = 0
+    in_memory: bool | Literal["auto"] = "auto"
     validate_every: int | None = None
     val_batch_size: int | None = None
     validate_with_ema: bool = True
@@ -118,6 +119,8 @@ class TrainerConfig:
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES)
         _choice("best_mode", self.best_mode, BEST_MODE_CHOICES)
         _choice("backend", self.backend, BACKEND_CHOICES)
+        if self.in_memory not in (True, False, "auto"):
+            raise ValueError(f"unknown in_memory {self.in_memory!r}; choose one of [True, False, 'auto']")
         if self.best_metric is not None and self.validate_every is None:
             raise ValueError(f"best_metric={self.best_metric!r} needs validation: set validate_every")
         if self.validate_with_ema and self.ema_decay is None and self.validate_every is not None:
