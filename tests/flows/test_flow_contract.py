@@ -1,4 +1,4 @@
-"""One contract suite run over every flow (NICE, RealNVP, Glow) on vectors and on images."""
+"""One contract suite run over every flow (NICE, RealNVP, Glow, NSF) on vectors and on images."""
 
 import math
 from collections.abc import Callable
@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from vecfield.density import load_checkpoint, save_checkpoint
-from vecfield.flows import NICE, Flow, Glow, RealNVP
+from vecfield.flows import NICE, Flow, Glow, NeuralSplineFlow, RealNVP
 
 SMALL = dict(hidden_features=8, depth=1)
 FLOWS: dict[str, Callable[[tuple[int, ...]], Flow]] = {
     "nice": lambda shape: NICE(shape, num_couplings=4, **SMALL),
     "realnvp": lambda shape: RealNVP(shape, num_couplings=2, num_scales=2, **SMALL),
     "glow": lambda shape: Glow(shape, num_steps=2, num_scales=2, **SMALL),
+    "nsf": lambda shape: NeuralSplineFlow(shape, num_couplings=2, bins=4, bound=3.0, **SMALL),
 }
 SHAPES = {"vector": (4,), "image": (2, 4, 4)}
 CASES = [(name, kind) for name in FLOWS for kind in SHAPES]

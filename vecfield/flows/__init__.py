@@ -1,11 +1,12 @@
-"""Discrete normalizing flows with exact log-likelihood: NICE, RealNVP, Glow (vectors and images)."""
+"""Discrete normalizing flows with exact log-likelihood: NICE, RealNVP, Glow, neural spline flow."""
 
-from vecfield.flows.architectures import NICE, Glow, RealNVP
+from vecfield.flows.architectures import NICE, Glow, NeuralSplineFlow, RealNVP
 from vecfield.flows.bijection import Bijection, Chain
 from vecfield.flows.coupling import Coupling, ElementwiseScaling, channel_mask, checkerboard_mask
 from vecfield.flows.flow import Flow, check_batch
 from vecfield.flows.glow_layers import ActNorm, InvertibleLinearLU
 from vecfield.flows.reshape import FactorOut, Squeeze, Unsqueeze, check_squeezable
+from vecfield.flows.spline import SplineCoupling, rational_quadratic_spline
 
 __all__ = [
     "NICE",
@@ -18,11 +19,14 @@ __all__ = [
     "Flow",
     "Glow",
     "InvertibleLinearLU",
+    "NeuralSplineFlow",
     "RealNVP",
+    "SplineCoupling",
     "Squeeze",
     "Unsqueeze",
     "channel_mask",
     "check_batch",
     "check_squeezable",
     "checkerboard_mask",
+    "rational_quadratic_spline",
 ]
