@@ -69,13 +69,11 @@ def rational_quadratic_spline(x: Tensor, raw: Tensor, bound: float,
     inside = (x > -bound) & (x < bound)
     v = x.clamp(-bound, bound)
     k = _bin_index(yk if inverse else xk, v)
-
-    def at(t: Tensor, offset: int = 0) -> Tensor:
-        return t.gather(-1, k + offset).squeeze(-1)
-
-    x0, width = at(xk), at(xk, 1) - at(xk)
-    y0, height = at(yk), at(yk, 1) - at(yk)
-    d0, d1 = at(dk), at(dk, 1)
+    table = torch.stack([xk, yk, dk], dim=-2)  # (..., 3, K+1): one gather for both ends of the bin
+    ends = table.gather(-1, torch.cat([k, k + 1], dim=-1).unsqueeze(-2).expand(*k.shape[:-1], 3, 2))
+    x0, y0, d0 = ends[..., 0].unbind(-1)
+    x1, y1, d1 = ends[..., 1].unbind(-1)
+    width, height = x1 - x0, y1 - y0
     slope = height / width
     curvature = d1 + d0 - 2 * slope
     if inverse:
