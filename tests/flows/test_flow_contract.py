@@ -1,4 +1,4 @@
-"""One contract suite run over every flow (NICE, RealNVP, Glow, NSF) on vectors and on images."""
+"""One contract suite over every flow (NICE, RealNVP, Glow, coupling/autoregressive NSF), vectors, images."""
 
 import math
 from collections.abc import Callable
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vecfield.density import load_checkpoint, save_checkpoint
-from vecfield.flows import NICE, Flow, Glow, NeuralSplineFlow, RealNVP
+from vecfield.flows import NICE, AutoregressiveSplineFlow, Flow, Glow, NeuralSplineFlow, RealNVP
 
 SMALL = dict(hidden_features=8, depth=1)
 FLOWS: dict[str, Callable[[tuple[int, ...]], Flow]] = {
@@ -15,6 +15,7 @@ FLOWS: dict[str, Callable[[tuple[int, ...]], Flow]] = {
     "realnvp": lambda shape: RealNVP(shape, num_couplings=2, num_scales=2, **SMALL),
     "glow": lambda shape: Glow(shape, num_steps=2, num_scales=2, **SMALL),
     "nsf": lambda shape: NeuralSplineFlow(shape, num_couplings=2, bins=4, bound=3.0, **SMALL),
+    "maf-nsf": lambda shape: AutoregressiveSplineFlow(shape, num_transforms=2, bins=4, bound=3.0, **SMALL),
 }
 SHAPES = {"vector": (4,), "image": (2, 4, 4)}
 CASES = [(name, kind) for name in FLOWS for kind in SHAPES]

@@ -1,9 +1,9 @@
-"""The rational-quadratic spline: knots, derivatives, inverse and log-derivative against autograd."""
+"""Rational-quadratic splines (knots, derivatives, inverse, log-derivative vs autograd) and MADE's masks."""
 
 import pytest
 import torch
 
-from vecfield.flows import NeuralSplineFlow, SplineCoupling, rational_quadratic_spline
+from vecfield.flows import MADE, NeuralSplineFlow, SplineCoupling, rational_quadratic_spline
 from vecfield.flows.spline import spline_knots
 
 BINS, BOUND = 5, 3.0
@@ -59,6 +59,18 @@ def test_random_masks_come_in_complementary_pairs_and_rebuild_from_the_seed() ->
     assert sorted(first.free.tolist()) == sorted(second.conditioning.tolist())
     assert len(first.free) == 5 and torch.equal(first.free, again.transform.layers[0].free)
     assert not torch.equal(first.free, flow.transform.layers[2].free)
+
+
+def test_made_outputs_depend_only_on_earlier_entries_in_the_order() -> None:
+    order = torch.tensor([3, 0, 4, 1, 2])
+    made = MADE(order, outputs_per_entry=2, hidden_features=12, depth=2, activation="silu").double()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda v: made(v)[0], x)[:, :, 0, :]  # (entry, output, input)
+    position = torch.empty(5, dtype=torch.long)
+    position[order] = torch.arange(5)
+    allowed = position[None, :] < position[:, None]  # (entry i, input j): j comes before i
+    assert bool((jac.abs().sum(1)[~allowed] == 0).all())
+    assert bool((jac.abs().sum(1)[allowed] > 0).all())  # and every earlier entry does reach it
 
 
 def test_bad_arguments_are_clear_errors() -> None:

@@ -1,6 +1,7 @@
-"""Discrete normalizing flows with exact log-likelihood: NICE, RealNVP, Glow, neural spline flow."""
+"""Discrete normalizing flows with exact log-likelihood: NICE, RealNVP, Glow, neural spline flows."""
 
-from vecfield.flows.architectures import NICE, Glow, NeuralSplineFlow, RealNVP
+from vecfield.flows.architectures import NICE, AutoregressiveSplineFlow, Glow, NeuralSplineFlow, RealNVP
+from vecfield.flows.autoregressive import MADE, AutoregressiveSpline, MaskedLinear
 from vecfield.flows.bijection import Bijection, Chain
 from vecfield.flows.coupling import Coupling, ElementwiseScaling, channel_mask, checkerboard_mask
 from vecfield.flows.flow import Flow, check_batch
@@ -9,8 +10,11 @@ from vecfield.flows.reshape import FactorOut, Squeeze, Unsqueeze, check_squeezab
 from vecfield.flows.spline import SplineCoupling, rational_quadratic_spline
 
 __all__ = [
+    "MADE",
     "NICE",
     "ActNorm",
+    "AutoregressiveSpline",
+    "AutoregressiveSplineFlow",
     "Bijection",
     "Chain",
     "Coupling",
@@ -19,6 +23,7 @@ __all__ = [
     "Flow",
     "Glow",
     "InvertibleLinearLU",
+    "MaskedLinear",
     "NeuralSplineFlow",
     "RealNVP",
     "SplineCoupling",

@@ -1,4 +1,4 @@
-"""NICE, RealNVP, Glow and the neural spline flow for vectors (D,) and images (C, H, W).
+"""NICE, RealNVP, Glow and neural spline flows (coupling, autoregressive) for vectors and images.
 
 Conditioners are vecfield backbones: ``vecfield.nn.MLP`` (time_features=0) on vectors and
 ``vecfield.nn.ConvNet`` (time_features=0) on images, ReLU by default (as zuko's). Their output
@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from vecfield.flows.autoregressive import AutoregressiveSpline
 from vecfield.flows.bijection import Bijection, Chain
 from vecfield.flows.coupling import Coupling, ElementwiseScaling, channel_mask, checkerboard_mask
 from vecfield.flows.flow import Flow
@@ -215,4 +216,27 @@ class NeuralSplineFlow(Flow):
                   for mask in _spline_masks(shape, num_couplings, masks, seed)]
         config = dict(event_shape=shape, num_couplings=num_couplings, hidden_features=hidden_features,
                       depth=depth, bins=bins, bound=bound, masks=masks, seed=seed, activation=activation)
+        super().__init__(Chain(*layers), shape, config)
+
+
+class AutoregressiveSplineFlow(Flow):
+    """Masked autoregressive neural spline flow (MAF with RQ splines) on vectors or images.
+
+    ``num_transforms`` autoregressive spline transforms (``vecfield.flows.autoregressive``), MADE
+    conditioners of ``depth`` hidden layers of ``hidden_features`` units; the order of the flattened
+    entries is the natural one in even transforms and reversed in odd ones. log_prob is one pass
+    per transform; sampling needs D passes per transform.
+    """
+
+    def __init__(self, event_shape: tuple[int, ...], num_transforms: int = 4, hidden_features: int = 128,
+                 depth: int = 2, bins: int = 8, bound: float = 5.0, activation: Activation = "relu") -> None:
+        shape = _event_shape(event_shape)
+        if num_transforms < 1:
+            raise ValueError(f"num_transforms must be ≥ 1, got {num_transforms}")
+        natural = torch.arange(math.prod(shape))
+        orders = [natural if i % 2 == 0 else natural.flip(0) for i in range(num_transforms)]
+        layers = [AutoregressiveSpline(order, hidden_features, depth, bins, bound, activation)
+                  for order in orders]
+        config = dict(event_shape=shape, num_transforms=num_transforms, hidden_features=hidden_features,
+                      depth=depth, bins=bins, bound=bound, activation=activation)
         super().__init__(Chain(*layers), shape, config)
