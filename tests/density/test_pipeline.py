@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -55,6 +56,19 @@ def test_small_toy_and_digits_runs_write_plots(tmp_path: Path) -> None:
     result = module.main(["--config", str(digits), "--output", str(tmp_path / "digits")])
     assert result["is_bound"] and 0 < result["held_out_bits_per_dim"] < 6
     assert (tmp_path / "digits" / "digits_gmm_samples.png").is_file()
+
+
+def test_tiny_cnf_digits_run(tmp_path: Path) -> None:
+    config = tmp_path / "cnf.yaml"
+    config.write_text("data: {source: images, dataset: digits, train_range: [0, 40], test_range: [40, 60]}\n"
+                      "model: {kind: cnf, hidden_features: 8, depth: 1, time_features: 4, ode_method: rk4,\n"
+                      "        ode_steps: 4, sample_solver: heun, sample_steps: 4}\n"
+                      "train: {steps: 3, batch_size: 16}\nsamples: 4\n")
+    result = pipeline().main(["--config", str(config), "--output", str(tmp_path / "out")])
+    assert result["model"] == "FlowMatchingCNF" and result["dims"] == 64 and result["is_bound"]
+    assert math.isfinite(result["held_out_bits_per_dim"])
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.json", "model.pt",
+                                                                "digits_cnf_samples.png"}
 
 
 def test_tiny_mnist_run_reads_the_idx_files(shared_data: Path, tmp_path: Path) -> None:

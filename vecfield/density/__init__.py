@@ -1,12 +1,14 @@
 """The seed's chapter-14 density models and the log-likelihood contract every density model meets.
 
-Gaussian mixture (EM, also on binned counts), VAE (ELBO training, IWAE evaluation), one training
+Gaussian mixture (EM, also on binned counts), VAE (ELBO training, IWAE evaluation), the core's
+flow-matching model as a continuous normalizing flow (likelihood by ODE), one training
 function (``fit``), held-out reports in nats and bits/dim with uniform dequantization, checkpoints.
 Flows (``vecfield.flows``) meet the same contract.
 """
 
 from vecfield.density.binned import read_binned_counts
 from vecfield.density.checkpoint import load_checkpoint, save_checkpoint
+from vecfield.density.continuous_flow import ContinuousFlowDensity, FlowMatchingCNF
 from vecfield.density.contract import DensityModel, DirectlyFittable, GradientTrainable
 from vecfield.density.evaluation import (
     Dequantization,
@@ -21,9 +23,11 @@ from vecfield.density.vae import VAE
 
 __all__ = [
     "VAE",
+    "ContinuousFlowDensity",
     "DensityModel",
     "Dequantization",
     "DirectlyFittable",
+    "FlowMatchingCNF",
     "GaussianMixture",
     "GradientTrainable",
     "HeldOutReport",

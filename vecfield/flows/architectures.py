@@ -1,4 +1,4 @@
-"""NICE, RealNVP and Glow for vectors (D,) and images (C, H, W).
+"""NICE, RealNVP, Glow and neural spline flows (coupling, autoregressive) for vectors and images.
 
 Conditioners are vecfield backbones: ``vecfield.nn.MLP`` (time_features=0) on vectors and
 ``vecfield.nn.ConvNet`` (time_features=0) on images, ReLU by default (as zuko's). Their output
@@ -10,17 +10,21 @@ Images use the multi-scale architecture: after each scale but the last, half the
 factored out (``FactorOut``) and only the rest are transformed further.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
+from vecfield.flows.autoregressive import AutoregressiveSpline
 from vecfield.flows.bijection import Bijection, Chain
 from vecfield.flows.coupling import Coupling, ElementwiseScaling, channel_mask, checkerboard_mask
 from vecfield.flows.flow import Flow
 from vecfield.flows.glow_layers import ActNorm, InvertibleLinearLU
 from vecfield.flows.reshape import FactorOut, Squeeze, Unsqueeze, check_squeezable
+from vecfield.flows.spline import SplineCoupling
 from vecfield.nn import MLP, ConvNet
 
 Activation = Literal["relu", "silu", "gelu"]
@@ -164,3 +168,75 @@ class Glow(Flow):
         config = dict(event_shape=shape, num_steps=num_steps, num_scales=num_scales,
                       hidden_features=hidden_features, depth=depth, activation=activation)
         super().__init__(transform, shape, config)
+
+
+SPLINE_MASKS: tuple[str, ...] = ("random", "alternate")
+
+
+def _spline_masks(shape: tuple[int, ...], count: int, kind: str, seed: int) -> list[Tensor]:
+    """``count`` coupling masks on ``shape``, in complementary pairs so every entry is transformed.
+
+    alternate: entries of even / odd flat index; random: a half of the entries drawn by a seeded
+    permutation for each pair (fixed by ``seed``, so a checkpoint rebuilds the same masks).
+    """
+    dims = math.prod(shape)
+    generator = torch.Generator().manual_seed(seed)
+    masks = []
+    for i in range(count):
+        if i % 2 == 0:
+            if kind == "alternate":
+                half = (torch.arange(dims) % 2 == 0).float()
+            else:
+                half = torch.zeros(dims)
+                half[torch.randperm(dims, generator=generator)[: dims // 2]] = 1
+            masks.append(half.reshape(shape))
+        else:
+            masks.append(1 - masks[-1])
+    return masks
+
+
+class NeuralSplineFlow(Flow):
+    """Coupling neural spline flow (Durkan et al. 2019) on vectors (D,) or images (C, H, W).
+
+    ``num_couplings`` rational-quadratic spline couplings (``vecfield.flows.spline``) with ``bins``
+    bins on [−bound, bound]; each conditioner is an MLP over the conditioning half of the flattened
+    event. ``masks``: "random" (seeded random halves, in complementary pairs) or "alternate".
+    """
+
+    def __init__(self, event_shape: tuple[int, ...], num_couplings: int = 6, hidden_features: int = 128,
+                 depth: int = 2, bins: int = 8, bound: float = 5.0, masks: str = "random", seed: int = 0,
+                 activation: Activation = "relu") -> None:
+        shape = _event_shape(event_shape)
+        if num_couplings < 2:
+            raise ValueError(f"num_couplings must be ≥ 2 so that every entry is transformed, "
+                             f"got {num_couplings}")
+        if masks not in SPLINE_MASKS:
+            raise ValueError(f"unknown masks {masks!r}; choose one of {list(SPLINE_MASKS)}")
+        layers = [SplineCoupling(mask, hidden_features, depth, bins, bound, activation)
+                  for mask in _spline_masks(shape, num_couplings, masks, seed)]
+        config = dict(event_shape=shape, num_couplings=num_couplings, hidden_features=hidden_features,
+                      depth=depth, bins=bins, bound=bound, masks=masks, seed=seed, activation=activation)
+        super().__init__(Chain(*layers), shape, config)
+
+
+class AutoregressiveSplineFlow(Flow):
+    """Masked autoregressive neural spline flow (MAF with RQ splines) on vectors or images.
+
+    ``num_transforms`` autoregressive spline transforms (``vecfield.flows.autoregressive``), MADE
+    conditioners of ``depth`` hidden layers of ``hidden_features`` units; the order of the flattened
+    entries is the natural one in even transforms and reversed in odd ones. log_prob is one pass
+    per transform; sampling needs D passes per transform.
+    """
+
+    def __init__(self, event_shape: tuple[int, ...], num_transforms: int = 4, hidden_features: int = 128,
+                 depth: int = 2, bins: int = 8, bound: float = 5.0, activation: Activation = "relu") -> None:
+        shape = _event_shape(event_shape)
+        if num_transforms < 1:
+            raise ValueError(f"num_transforms must be ≥ 1, got {num_transforms}")
+        natural = torch.arange(math.prod(shape))
+        orders = [natural if i % 2 == 0 else natural.flip(0) for i in range(num_transforms)]
+        layers = [AutoregressiveSpline(order, hidden_features, depth, bins, bound, activation)
+                  for order in orders]
+        config = dict(event_shape=shape, num_transforms=num_transforms, hidden_features=hidden_features,
+                      depth=depth, bins=bins, bound=bound, activation=activation)
+        super().__init__(Chain(*layers), shape, config)
