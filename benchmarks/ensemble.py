@@ -159,7 +159,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--inits", type=int, default=12, help="initializations of the held-out split")
     parser.add_argument("--sweep", default="4,8,20", help="sampling steps to compare (comma-separated)")
-    parser.add_argument("--sweep-inits", type=int, default=4)
+    parser.add_argument("--sampling-steps", type=int, default=None, help="Heun steps (default model's)")
+    parser.add_argument("--sweep-inits", type=int, default=1)
+    parser.add_argument("--sweep-members", type=int, default=4)
+    parser.add_argument("--sweep-leads", type=int, default=8, help="leads of the sweep rollouts")
     parser.add_argument("--log-score-steps", type=int, default=8, help="RK4 steps of the likelihood ODE")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("overrides", nargs="*", help="section.key=value config overrides")
@@ -169,6 +172,7 @@ def main() -> None:
     if args.quick:
         truth, deterministic, generative, inits = _quick_world()
         steps, members, sweep, sweep_inits = 4, 3, [2, 4], inits[:1]
+        args.sweep_members, args.sweep_leads = 3, 4
         where = "synthetic 16x32, untrained"
     else:
         if not (args.checkpoint and args.deterministic):
@@ -190,10 +194,13 @@ def main() -> None:
     initial = truth[variables].sel(time=needed).load()
     truth = truth[variables].load()
 
+    path = RESULTS / ("ensemble_quick.json" if args.quick else "ensemble.json")
     reference = deterministic.rollout(initial, steps, init_times=inits, batch_size=16)
-    start = time.perf_counter()
-    ensemble = generative.rollout(initial, steps, init_times=inits, members=members, seed=0)
-    seconds = time.perf_counter() - start
+    with generative.module.sampling(args.sampling_steps or generative.module.sampling_steps):
+        start = time.perf_counter()
+        ensemble = generative.rollout(initial, steps, init_times=inits, members=members, seed=0)
+        seconds = time.perf_counter() - start
+        sampling_steps = generative.module.sampling_steps
     lead_hours = ensemble["prediction_timedelta"].values / np.timedelta64(1, "h")
     scores = _scores(ensemble, reference, truth)
     result = {
@@ -205,7 +212,7 @@ def main() -> None:
         "members": members,
         "leads": steps,
         "method": generative.spec.model.method,
-        "sampling_steps": generative.module.sampling_steps,
+        "sampling_steps": sampling_steps,
         "rollout_seconds": seconds,
         "members_per_second": len(inits) * members / seconds,
         "lead_hours": lead_hours.tolist(),
@@ -218,29 +225,33 @@ def main() -> None:
         f"{result['members_per_second']:.3f} members/s (contended timings)"
     )
     print(_table(scores, lead_hours))
+    _write(result, path)
     sweep_rows = []
-    for sampling_steps in sweep:
-        with generative.module.sampling(sampling_steps):
+    sweep_leads = min(args.sweep_leads, steps)
+    short_reference = reference.sel(time=sweep_inits).isel(prediction_timedelta=slice(0, sweep_leads))
+    for heun_steps in sweep:
+        with generative.module.sampling(heun_steps):
             start = time.perf_counter()
-            small = generative.rollout(initial, steps, init_times=sweep_inits, members=members, seed=0)
+            small = generative.rollout(
+                initial, sweep_leads, init_times=sweep_inits, members=args.sweep_members, seed=0
+            )
             elapsed = time.perf_counter() - start
-        summary = _summary(_scores(small, reference.sel(time=sweep_inits), truth), lead_hours)
+        summary = _summary(_scores(small, short_reference, truth), lead_hours[:sweep_leads])
         sweep_rows.append(
             {
-                "sampling_steps": sampling_steps,
+                "sampling_steps": heun_steps,
                 "seconds": elapsed,
-                "members_per_second": len(sweep_inits) * members / elapsed,
+                "members_per_second": len(sweep_inits) * args.sweep_members / elapsed,
                 **summary,
             }
         )
-    result["sweep"] = sweep_rows
-    print(
-        "\n| Heun steps | members/s | "
-        + " | ".join(k for k in sweep_rows[0] if k.endswith(("24h", "120h")))
-        + " |"
-    )
+        result["sweep"] = sweep_rows
+        _write(result, path)
+    print(f"\nsweep: {args.sweep_members} members × {len(sweep_inits)} inits × {sweep_leads} leads")
+    keys = [k for k in sweep_rows[0] if k not in ("sampling_steps", "seconds", "members_per_second")]
+    print("| Heun steps | members/s | " + " | ".join(keys) + " |")
     for row in sweep_rows:
-        cells = [f"{v:.3f}" for k, v in row.items() if k.endswith(("24h", "120h"))]
+        cells = [f"{row[k]:.3f}" for k in keys]
         print(f"| {row['sampling_steps']} | {row['members_per_second']:.3f} | " + " | ".join(cells) + " |")
     result["log_score"] = _log_score_cost(generative, initial, truth, sweep_inits[:2], args.log_score_steps)
     print(
@@ -248,12 +259,16 @@ def main() -> None:
         f"({result['log_score']['network_calls_per_state']} forward+backward passes), "
         f"{result['log_score']['log_score_nats_per_element_mean']:.3f} nats per element"
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("ensemble_quick.json" if args.quick else "ensemble.json")
+    _write(result, path)
+    print(f"wrote {path}")
+
+
+def _write(result: dict, path: Path) -> None:
+    """Write the results so far (atomically: temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(result, indent=1))
     temporary.replace(path)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
