@@ -190,3 +190,15 @@ def test_model_method_is_validated_and_old_configs_load_as_deterministic():
     assert from_dict(ModelConfig, stored, "model").method == "deterministic"
     with pytest.raises(ValueError, match="deterministic"):
         OneStepForecaster(VectorFieldModel(torch.nn.Linear(1, 1), "flow_matching"), None, torch.ones(1))
+
+
+@pytest.mark.parametrize(("name", "method"), [("generative_fm", "flow_matching"), ("generative_edm", "edm")])
+def test_generative_presets_are_valid_one_step_configs(name, method):
+    from pathlib import Path
+
+    from vecfield.config.forecast import load_forecast_config
+
+    config = load_forecast_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
+    assert config.model.method == method and config.model.sampling_steps == 20
+    assert config.train.curriculum == ((0, 1),) and config.rollout.members > 1
+    assert config.rollout.steps == 20  # 5 days
