@@ -238,7 +238,7 @@ class Forecaster:
         member_chunk: int | None, seed: int,
     ) -> tuple[torch.Tensor, np.ndarray, int, "_Ensemble | None"]:
         """The (rows, 2, N, C) initial states, each row's current time, the rows per network batch and
-        the ensemble (None for members=None, the deterministic layout)."""
+        the ensemble (None for a deterministic forecaster, whose rows are the initializations)."""
         if member_chunk is not None and member_chunk < 1:
             raise ValueError(f"member_chunk must be ≥ 1 or None, got {member_chunk}")
         if members == 1 and not isinstance(self.module, GenerativeOneStepForecaster):
