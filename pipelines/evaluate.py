@@ -5,6 +5,8 @@
 Writes into ``rollout.output``: scorecard.md (RMSE per variable, level, lead; ratios to the
 baselines), rmse_vs_lead.png, acc_vs_lead.png, maps_<variable><level>.png at
 ``rollout.map_leads_hours`` and scores.json. The climatology is computed from the train split.
+An ensemble forecast (dim ``realization``, from ``pipelines/rollout.py --members N``) is scored by
+its mean there, plus crps_scorecard.md, crps_vs_lead.png and spread_skill.png.
 """
 
 import argparse

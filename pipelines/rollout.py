@@ -5,11 +5,16 @@
 
 Writes ``<rollout.output>/forecast.zarr`` in WeatherBench2's forecast layout (time = initialization,
 prediction_timedelta, level, latitude, longitude), one lead at a time; rerunning after an
-interruption continues where it stopped with identical values.
+interruption continues where it stopped with identical values. A generative forecaster
+(``model.method: flow_matching | edm``) rolls out ``--members N`` (or ``rollout.members``) members
+per initialization, adding the dim ``realization``:
+
+    python pipelines/rollout.py --config configs/generative_edm.yaml --checkpoint <best.pt> --members 8
 """
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from vecfield.config.forecast import load_forecast_config
@@ -25,9 +30,15 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--config", required=True, help="YAML config (dataset and rollout sections are used)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint of pipelines/train_forecaster.py")
     parser.add_argument("--output", default=None, help="zarr store (default <rollout.output>/forecast.zarr)")
+    parser.add_argument(
+        "--members", type=int, default=None,
+        help="ensemble members (generative forecasters; default rollout.members)",
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
     args = parser.parse_args(argv)
     config = load_forecast_config(args.config, args.overrides)
+    if args.members is not None:
+        config = replace(config, rollout=replace(config.rollout, members=args.members))
     path = forecast_split(
         Forecaster.load(args.checkpoint), config, Path(args.output) if args.output else None
     )

@@ -21,6 +21,8 @@ from vecfield.train.config import TrainerConfig
 
 #: bump when the meaning of a stored forecaster checkpoint changes (layout of metadata, inputs)
 FORECAST_SCHEMA_VERSION = 1
+#: how the forecaster is trained and sampled (checkpoints without the key are deterministic)
+MODEL_METHODS: tuple[str, ...] = ("deterministic", "flow_matching", "edm")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class ModelConfig:
     latent, processor_layers, time_features, checkpoint_layers: ``vecfield.nn.GridMeshGNN``.
     variable_weights: loss weight per state variable (missing ones weigh 1); GraphCast uses
     2m_temperature 1, 10 m winds, MSLP and precipitation 0.1.
+    method: ``deterministic`` (GraphCast: the MSE of the residual), or a generative path from sphere
+    noise to the residual: ``flow_matching`` or ``edm`` (GenCast); see docs/ensembles.md.
+    sampling_steps: Heun steps per generated state (GenCast: 20 noise levels); ignored when deterministic.
     """
 
     mesh_min_level: int = 0
@@ -41,8 +46,17 @@ class ModelConfig:
     time_features: int = 16
     checkpoint_layers: bool = False
     variable_weights: dict[str, float] = field(default_factory=dict)
+    method: str = "deterministic"
+    sampling_steps: int = 20
 
     def __post_init__(self) -> None:
+        if self.method not in MODEL_METHODS:
+            raise ValueError(f"model.method {self.method!r} is unknown; choose one of {list(MODEL_METHODS)}")
+        if self.sampling_steps < 1:
+            raise ValueError(f"model.sampling_steps must be ≥ 1, got {self.sampling_steps}")
+        if self.method != "deterministic" and self.time_features < 2:
+            raise ValueError(f"model.method={self.method!r} conditions the network on the noise level: "
+                             "set model.time_features to an even number ≥ 2 (e.g. 16)")
         for name, value in self.variable_weights.items():
             if not value >= 0:
                 raise ValueError(f"model.variable_weights.{name} must be ≥ 0, got {value}")
@@ -57,7 +71,10 @@ class RolloutConfig:
     their number (None: all). batch_size: initializations rolled out together. map_leads_hours:
     leads drawn as maps by the evaluation. output: run folder for the forecast, scorecard and plots.
     validation_steps: leads rolled out and scored at each validation during training (windows of
-    the ``val`` split, one every ``init_every_hours``).
+    the ``val`` split, one every ``init_every_hours``). members: ensemble size of a generative
+    forecaster (adds the ``realization`` dim); member_chunk: (initialization, member) rows sampled
+    together through the network (null: batch_size × members), which caps memory; seed: the ensemble's
+    noise seed (the same seed gives the same ensemble).
     """
 
     output: str = "runs/forecast"
@@ -68,8 +85,14 @@ class RolloutConfig:
     batch_size: int = 8
     map_leads_hours: tuple[int, ...] = (24, 120)
     validation_steps: int = 4
+    members: int = 1
+    member_chunk: int | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.members < 1 or (self.member_chunk is not None and self.member_chunk < 1):
+            raise ValueError("rollout.members and rollout.member_chunk must be ≥ 1 "
+                             "(member_chunk may be null)")
         if min(self.steps, self.init_every_hours, self.batch_size, self.validation_steps) < 1:
             raise ValueError("rollout.steps, init_every_hours, batch_size and validation_steps must be ≥ 1")
         if self.max_inits is not None and self.max_inits < 1:

@@ -18,6 +18,12 @@ from vecfield.config.forecast import FORECAST_SCHEMA_VERSION, ModelConfig
 from vecfield.config.typed import from_dict, to_dict
 from vecfield.core.model import VectorFieldModel
 from vecfield.data.streaming import ChannelLayout, WindowedDataset
+from vecfield.forecast.generative import (
+    GenerativeOneStepForecaster,
+    SphereNoise,
+    generative_field,
+    relative_cell_area,
+)
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.step import OneStepForecaster
 from vecfield.forecast.weights import loss_weights
@@ -104,7 +110,8 @@ class ForecasterSpec:
         )
 
     def build(self, graph_cache: str | None = None) -> OneStepForecaster:
-        """The (untrained) one-step forecaster; the graph comes from the cache or is built once."""
+        """The (untrained) one-step forecaster of ``model.method`` (deterministic, or generative:
+        ``GenerativeOneStepForecaster``); the graph comes from the cache or is built once."""
         m = self.model
         graph = load_or_build_graph(self.graph_spec, graph_cache)
         c, f, s = len(self.state_layout), len(self.forcing_layout), len(self.static_channels)
@@ -121,7 +128,13 @@ class ForecasterSpec:
         weight = loss_weights(
             self.latitude, self.longitude.size, self.state_layout.channels, m.variable_weights
         )
-        return OneStepForecaster(VectorFieldModel(net, method="deterministic"), self.normalization, weight)
+        if m.method == "deterministic":
+            field = VectorFieldModel(net, method="deterministic")
+            return OneStepForecaster(field, self.normalization, weight)
+        noise = SphereNoise(relative_cell_area(self.latitude, self.longitude.size))
+        field = generative_field(net, m.method, noise, (self.latitude.size * self.longitude.size, c),
+                                 m.sampling_steps)
+        return GenerativeOneStepForecaster(field, self.normalization, weight, noise)
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain checkpoint metadata (tensors, strings, numbers), with the schema version."""

@@ -6,6 +6,13 @@ and whose whole forecast (``steps`` leads) lie in the dataset. The climatology (
 ``vecfield.evaluate.compute_climatology``) comes from the ``train`` split only. Outputs in
 ``rollout.output``: ``forecast.zarr``, ``scorecard.md``, ``rmse_vs_lead.png``, ``acc_vs_lead.png``,
 ``maps_<variable><level>.png`` and ``scores.json`` (RMSE per system, variable, level, lead).
+
+Ensembles (a ``realization`` dim, ``rollout.members`` > 1 of a generative forecaster): the RMSE
+scorecard and plots score the ensemble mean, and ``crps_scorecard.md``, ``crps_vs_lead.png`` and
+``spread_skill.png`` add the probabilistic scores (``vecfield.evaluate.probabilistic``): the fair
+CRPS against the baselines' MAE (the CRPS of a single-valued forecast), and the spread–skill ratio
+with the finite-ensemble correction. ``scores.json`` then also holds ``ensemble`` (members, and per
+channel and lead: crps, crps_spread, spread_skill_ratio, ensemble_mean_rmse, and the baselines' mae).
 """
 
 import json
@@ -17,8 +24,9 @@ import xarray as xr
 from vecfield import evaluate as ev
 from vecfield.config.forecast import ForecastConfig
 from vecfield.data.streaming import split_range
-from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead
+from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead, plot_spread_skill_vs_lead
 from vecfield.evaluate.scorecard import write_scorecard
+from vecfield.forecast.ensemble import ENSEMBLE_DIM
 from vecfield.forecast.forecaster import Forecaster
 
 MODEL = "vecfield"
@@ -54,8 +62,10 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     step = np.timedelta64(config.dataset.time.step_hours, "h")
     needed = np.union1d(inits, inits - step)
     initial = truth[list(forecaster.spec.state_layout.variables)].sel(time=needed).load()
+    rollout = config.rollout
     return forecaster.rollout_to_zarr(
-        initial, config.rollout.steps, output, init_times=inits, batch_size=config.rollout.batch_size
+        initial, rollout.steps, output, init_times=inits, batch_size=rollout.batch_size,
+        members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
     )
 
 
@@ -70,6 +80,9 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
     train_start, train_end = split_range(truth_all, "train")
     climatology = ev.compute_climatology(truth.sel(time=slice(train_start, train_end)))
     inits, leads = forecast["time"].values, forecast["prediction_timedelta"].values
+    ensemble = forecast if ENSEMBLE_DIM in forecast.dims else None
+    if ensemble is not None:
+        forecast = ensemble.mean(ENSEMBLE_DIM)
     systems = {
         MODEL: forecast,
         "persistence": ev.persistence_forecast(truth, inits, leads),
@@ -99,17 +112,41 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
                     level=level,
                 )
     scores = {name: _plain(dataset) for name, dataset in rmse.items()}
+    record = {"metric": "rmse", "lead_hours": (leads / np.timedelta64(1, "h")).tolist(), "scores": scores}
+    if ensemble is not None:
+        record["ensemble"], ensemble_files = _evaluate_ensemble(ensemble, truth, systems, output)
+        written.update(ensemble_files)
     path = output / "scores.json"
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(
-        json.dumps(
-            {"metric": "rmse", "lead_hours": (leads / np.timedelta64(1, "h")).tolist(), "scores": scores},
-            indent=1,
-        )
-    )
+    temporary.write_text(json.dumps(record, indent=1))
     temporary.replace(path)
     written["scores"] = path
     return written
+
+
+def _evaluate_ensemble(
+    ensemble: xr.Dataset, truth: xr.Dataset, systems: dict[str, xr.Dataset], output: Path
+) -> tuple[dict, dict[str, Path]]:
+    """Probabilistic scores of ``ensemble`` (with ``realization``): the CRPS scorecard and plots, and
+    the plain record for scores.json (see the module docstring)."""
+    scores = {name: value.compute() for name, value in ev.probabilistic_scores(ensemble, truth).items()}
+    mae = {name: ev.mae(system, truth).compute() for name, system in systems.items() if name != MODEL}
+    crps = {MODEL: scores["crps"], **mae}
+    written = {
+        "crps_scorecard": write_scorecard(output / "crps_scorecard.md", crps, model=MODEL,
+                                          metric="CRPS (baselines: MAE)"),
+        "crps_plot": plot_scores_vs_lead(crps, output / "crps_vs_lead.png", metric="CRPS / MAE"),
+    }
+    record = {"members": int(ensemble.sizes[ENSEMBLE_DIM])}
+    for name in ("crps", "crps_spread", "ensemble_mean_rmse", "spread_skill_ratio"):
+        if name in scores:
+            record[name] = _plain(scores[name])
+    record["mae"] = {name: _plain(value) for name, value in mae.items()}
+    if "spread_skill_ratio" in scores:
+        written["spread_skill_plot"] = plot_spread_skill_vs_lead(
+            {MODEL: scores["spread_skill_ratio"]}, output / "spread_skill.png"
+        )
+    return record, written
 
 
 def _plain(scores: xr.Dataset) -> dict[str, list[float]]:

@@ -14,6 +14,12 @@ the network), holding two states per initialization and the forcings of ``chunk_
 the memory does not grow with the number of steps. ``rollout_to_zarr`` writes each lead into a
 store laid out in advance and records the number of finished leads after each write; a rerun
 reads the last two finished leads back and continues with identical values.
+
+Ensembles (generative forecasters, ``vecfield.forecast.ensemble``): ``members=M`` rolls out M members
+per initialization as batch rows, each fed its own previous states, in chunks of ``member_chunk`` rows
+(default batch_size × M) through the network; the output gains the dim ``realization`` (0 … M−1)
+after ``prediction_timedelta``. The noise of each member depends only on (seed, initialization,
+member, lead), so results do not depend on the chunking and resumed streams are identical.
 """
 
 import os
@@ -29,7 +35,9 @@ import zarr
 import vecfield
 from vecfield.data.forcings import compute_forcings
 from vecfield.forecast.build import ForecasterSpec
-from vecfield.forecast.rollout import autoregressive
+from vecfield.forecast.ensemble import ENSEMBLE_DIM, MemberStepper, member_keys
+from vecfield.forecast.generative import GenerativeOneStepForecaster
+from vecfield.forecast.rollout import Stepper, autoregressive
 from vecfield.forecast.step import OneStepForecaster
 from vecfield.train.checkpoint import load_checkpoint
 
@@ -152,8 +160,10 @@ class Forecaster:
         current_times: np.ndarray,
         steps: int,
         batch_size: int,
+        ensemble: "_Ensemble | None" = None,
     ) -> Iterator[torch.Tensor]:
-        """Yield the next ``steps`` states (B, N, C) of all initializations, one lead at a time."""
+        """Yield the next ``steps`` states (B, N, C) of all rows, one lead at a time; with ``ensemble``
+        the rows are its (initialization, member) pairs, each part stepped by its own MemberStepper."""
         device = next(self.module.parameters()).device
         static = self.spec.static[None].to(device)
         done = 0
@@ -164,7 +174,8 @@ class Forecaster:
             for start in range(0, len(current_times), batch_size):
                 part = slice(start, start + batch_size)
                 inputs = torch.stack([previous[part], current[part]], dim=1).to(device)
-                batches.append(autoregressive(self.module, inputs, forcings[part].to(device), static, chunk))
+                stepper = self.module if ensemble is None else ensemble.stepper(self.module, part, done + 1)
+                batches.append(autoregressive(stepper, inputs, forcings[part].to(device), static, chunk))
             for _ in range(chunk):
                 state = torch.cat([next(batch).state.cpu() for batch in batches])
                 previous, current = current, state
@@ -172,15 +183,21 @@ class Forecaster:
             done += chunk
 
     def _forecast_dataset(self, states: torch.Tensor, inits: np.ndarray, first_lead: int) -> xr.Dataset:
-        """Leads ``first_lead`` … (1-based) as one dataset (time, prediction_timedelta, [level,] latitude,
-        longitude) from states (B, leads, N, C): a single unstacking for all leads."""
+        """Leads ``first_lead`` … (1-based) as one dataset (time, prediction_timedelta, [realization,]
+        [level,] latitude, longitude) from states (R, leads, N, C): a single unstacking for all leads.
+        An ensemble's M > 1 rows per initialization, i·M + m, become the ``realization`` dim."""
+        layout, lat, lon = self.spec.state_layout, self.spec.latitude, self.spec.longitude
         leads = (first_lead + np.arange(states.shape[1])) * self.step
-        return self.spec.state_layout.unstack(
-            states, self.spec.latitude, self.spec.longitude, {"time": inits, "prediction_timedelta": leads}
-        )
+        members = states.shape[0] // len(inits)
+        if members == 1:
+            return layout.unstack(states, lat, lon, {"time": inits, "prediction_timedelta": leads})
+        grouped = states.reshape(len(inits), members, *states.shape[1:]).transpose(1, 2)
+        dims = {"time": inits, "prediction_timedelta": leads, ENSEMBLE_DIM: np.arange(members)}
+        return layout.unstack(grouped, lat, lon, dims)
 
     def _lead_dataset(self, state: torch.Tensor, inits: np.ndarray, lead: int) -> xr.Dataset:
-        """One lead (1-based) as a dataset (time, prediction_timedelta=1, [level,] latitude, longitude)."""
+        """One lead (1-based) as a dataset (time, prediction_timedelta=1, [realization,] [level,]
+        latitude, longitude)."""
         return self._forecast_dataset(state[:, None], inits, lead)
 
     def _attrs(self, steps: int) -> dict[str, Any]:
@@ -194,11 +211,19 @@ class Forecaster:
         }
 
     def _prepare(
-        self, initial: xr.Dataset, init_times: Sequence[Any] | None, steps: int, batch_size: int
+        self, initial: xr.Dataset, init_times: Sequence[Any] | None, steps: int, batch_size: int,
+        members: int = 1,
     ) -> np.ndarray:
         self._check(initial)
         if steps < 1 or batch_size < 1:
             raise ValueError(f"steps and batch_size must be ≥ 1, got {steps}, {batch_size}")
+        if members < 1:
+            raise ValueError(f"members must be ≥ 1, got {members}")
+        if members > 1 and not isinstance(self.module, GenerativeOneStepForecaster):
+            raise ValueError(
+                f"members={members} needs a generative forecaster (model.method flow_matching or edm); "
+                "this one is deterministic and would give identical members"
+            )
         possible = self.init_times(initial)
         if init_times is None:
             if possible.size == 0:
@@ -216,24 +241,53 @@ class Forecaster:
             )
         return inits
 
+    def _rows(
+        self, states: torch.Tensor, inits: np.ndarray, batch_size: int, members: int,
+        member_chunk: int | None, seed: int,
+    ) -> tuple[torch.Tensor, np.ndarray, int, "_Ensemble | None"]:
+        """The (rows, 2, N, C) initial states, each row's current time, the rows per network batch and
+        the ensemble (None for a deterministic forecaster, whose rows are the initializations)."""
+        if member_chunk is not None and member_chunk < 1:
+            raise ValueError(f"member_chunk must be ≥ 1 or None, got {member_chunk}")
+        if members == 1 and not isinstance(self.module, GenerativeOneStepForecaster):
+            return states, inits, batch_size, None
+        ensemble = _Ensemble(member_keys(inits, members), seed)
+        rows = member_chunk if member_chunk is not None else batch_size * members
+        return states.repeat_interleave(members, dim=0), np.repeat(inits, members), rows, ensemble
+
+    def _lead_states(
+        self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None, batch_size: int,
+        members: int, member_chunk: int | None, seed: int,
+    ) -> tuple[np.ndarray, Iterator[torch.Tensor]]:
+        """The initialization times and an iterator over the (rows, N, C) state of each lead."""
+        inits = self._prepare(initial, init_times, steps, batch_size, members)
+        states, times, rows, ensemble = self._rows(
+            self._states(initial, inits), inits, batch_size, members, member_chunk, seed
+        )
+        return inits, self._leads(states[:, 0], states[:, 1], times, steps, rows, ensemble)
+
     def rollout_chunks(
-        self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None = None, batch_size: int = 8
+        self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None = None, batch_size: int = 8,
+        members: int = 1, member_chunk: int | None = None, seed: int = 0,
     ) -> Iterator[xr.Dataset]:
-        """Yield the forecast one lead at a time (each a dataset with prediction_timedelta of size 1)."""
-        inits = self._prepare(initial, init_times, steps, batch_size)
-        states = self._states(initial, inits)
-        for lead, state in enumerate(self._leads(states[:, 0], states[:, 1], inits, steps, batch_size), 1):
+        """Yield the forecast one lead at a time (each a dataset with prediction_timedelta of size 1).
+
+        members, member_chunk, seed: ensemble size, rows per network batch and noise seed of a
+        generative forecaster (see the module docstring); ignored by a deterministic one (members=1).
+        """
+        inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed)
+        for lead, state in enumerate(leads, 1):
             yield self._lead_dataset(state, inits, lead)
 
     def rollout(
-        self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None = None, batch_size: int = 8
+        self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None = None, batch_size: int = 8,
+        members: int = 1, member_chunk: int | None = None, seed: int = 0,
     ) -> xr.Dataset:
         """The forecast from each initialization time (default: every time of ``initial`` whose
-        predecessor is present), ``steps`` leads, in WeatherBench2's forecast layout."""
-        inits = self._prepare(initial, init_times, steps, batch_size)
-        states = self._states(initial, inits)
-        leads = list(self._leads(states[:, 0], states[:, 1], inits, steps, batch_size))
-        forecast = self._forecast_dataset(torch.stack(leads, dim=1), inits, 1)  # xarray assembled once
+        predecessor is present), ``steps`` leads, in WeatherBench2's forecast layout; ``members`` > 1
+        (generative forecasters) adds the ensemble dim ``realization``."""
+        inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed)
+        forecast = self._forecast_dataset(torch.stack(list(leads), dim=1), inits, 1)  # xarray assembled once
         forecast.attrs.update(self._attrs(steps))
         return forecast
 
@@ -244,40 +298,50 @@ class Forecaster:
         path: str | os.PathLike[str],
         init_times: Sequence[Any] | None = None,
         batch_size: int = 8,
+        members: int = 1,
+        member_chunk: int | None = None,
+        seed: int = 0,
     ) -> Path:
         """Stream the forecast to the zarr store ``path`` lead by lead; rerunning after an interruption
         continues after the last finished lead (same initial data, times and batch size) and
-        gives identical values. Returns the path."""
+        gives identical values. ``members`` > 1 streams an ensemble (see :meth:`rollout_chunks`).
+        Returns the path."""
         path = Path(path)
-        inits = self._prepare(initial, init_times, steps, batch_size)
+        inits = self._prepare(initial, init_times, steps, batch_size, members)
         done = 0
         if path.exists():
             existing = xr.open_zarr(path)
-            same = existing.sizes.get("prediction_timedelta") == steps and np.array_equal(
-                existing["time"].values, inits
+            same = (
+                existing.sizes.get("prediction_timedelta") == steps
+                and existing.sizes.get(ENSEMBLE_DIM, 1) == members
+                and np.array_equal(existing["time"].values, inits)
             )
             if not same:
                 raise ValueError(
-                    f"{path} holds another forecast (different initializations or steps); "
+                    f"{path} holds another forecast (different initializations, steps or members); "
                     "choose a new output path or delete it"
                 )
             done = int(existing.attrs.get(COMPLETED, 0))
         if done == 0:
-            self._template(inits, steps).to_zarr(path, mode="w", compute=False, zarr_format=2)
+            self._template(inits, steps, members).to_zarr(path, mode="w", compute=False, zarr_format=2)
         if done == steps:
             return path
-        states = self._states(initial, inits)
+        states, times, rows, ensemble = self._rows(
+            self._states(initial, inits), inits, batch_size, members, member_chunk, seed
+        )
         previous, current = states[:, 0], states[:, 1]
         if done >= 1:  # continue from the stored leads (float32, exactly what the network produced)
             current = self._stored_state(path, done - 1)
             previous = self._stored_state(path, done - 2) if done >= 2 else states[:, 1]
+        if ensemble is not None:
+            ensemble.first_lead = done + 1
         group = zarr.open_group(str(path), mode="r+")
-        current_times = inits + done * self.step
+        current_times = times + done * self.step
         for lead, state in enumerate(
-            self._leads(previous, current, current_times, steps - done, batch_size), done + 1
+            self._leads(previous, current, current_times, steps - done, rows, ensemble), done + 1
         ):
             lead_ds = self._lead_dataset(state, inits, lead).drop_vars(
-                ["time", "latitude", "longitude", "level"], errors="ignore"
+                ["time", "latitude", "longitude", "level", ENSEMBLE_DIM], errors="ignore"
             )
             lead_ds.drop_vars("prediction_timedelta").to_zarr(
                 path, region={"prediction_timedelta": slice(lead - 1, lead)}, zarr_format=2
@@ -286,30 +350,30 @@ class Forecaster:
         return path
 
     def _stored_state(self, path: Path, index: int) -> torch.Tensor:
-        """(B, N, C) state of the stored lead ``index`` (0-based)."""
-        return torch.from_numpy(
-            self.spec.state_layout.stack(xr.open_zarr(path).isel(prediction_timedelta=index))
-        )
+        """(B, N, C) state of the stored lead ``index`` (0-based); ensemble rows i·M + m."""
+        lead = xr.open_zarr(path).isel(prediction_timedelta=index)
+        if ENSEMBLE_DIM not in lead.dims:
+            return torch.from_numpy(self.spec.state_layout.stack(lead))
+        per_member = [self.spec.state_layout.stack(lead.isel({ENSEMBLE_DIM: m}))
+                      for m in range(lead.sizes[ENSEMBLE_DIM])]
+        stacked = np.stack(per_member, axis=1)  # (B, M, N, C)
+        return torch.from_numpy(stacked.reshape(-1, *stacked.shape[2:]))
 
-    def _template(self, inits: np.ndarray, steps: int) -> xr.Dataset:
+    def _template(self, inits: np.ndarray, steps: int, members: int = 1) -> xr.Dataset:
         """The lazy (dask) layout of the full forecast, written before any lead."""
         import dask.array
 
         leads = np.arange(1, steps + 1) * self.step
-        shape = (len(inits), steps, self.spec.latitude.size, self.spec.longitude.size)
+        ensemble = (ENSEMBLE_DIM,) if members > 1 else ()
+        outer = (len(inits), steps, *((members,) if members > 1 else ()))
+        grid = (self.spec.latitude.size, self.spec.longitude.size)
         data = {}
         for name in self.spec.state_layout.variables:
             levels = [lv for n, lv in self.spec.state_layout.channels if n == name and lv is not None]
-            if levels:
-                dims = ("time", "prediction_timedelta", "level", "latitude", "longitude")
-                full = (shape[0], shape[1], len(levels), shape[2], shape[3])
-                chunks = (shape[0], 1, len(levels), shape[2], shape[3])
-            else:
-                dims, full, chunks = (
-                    ("time", "prediction_timedelta", "latitude", "longitude"),
-                    shape,
-                    (shape[0], 1, shape[2], shape[3]),
-                )
+            level_dim, level_size = (("level",), (len(levels),)) if levels else ((), ())
+            dims = ("time", "prediction_timedelta", *ensemble, *level_dim, "latitude", "longitude")
+            full = (*outer, *level_size, *grid)
+            chunks = (outer[0], 1, *outer[2:], *level_size, *grid)
             data[name] = (dims, dask.array.zeros(full, chunks=chunks, dtype=np.float32))
         levels = sorted({lv for _, lv in self.spec.state_layout.channels if lv is not None})
         coords = {
@@ -318,5 +382,18 @@ class Forecaster:
             "latitude": self.spec.latitude,
             "longitude": self.spec.longitude,
             **({"level": levels} if levels else {}),
+            **({ENSEMBLE_DIM: np.arange(members)} if members > 1 else {}),
         }
         return xr.Dataset(data, coords=coords, attrs={**self._attrs(steps), COMPLETED: 0})
+
+
+class _Ensemble:
+    """The (initialization, member) keys of an ensemble rollout's rows and its noise seed; hands each
+    network batch its MemberStepper (``first_lead``: the lead of the rollout's first step)."""
+
+    def __init__(self, keys: list[tuple[int, int]], seed: int, first_lead: int = 1) -> None:
+        self.keys, self.seed, self.first_lead = keys, seed, first_lead
+
+    def stepper(self, module: Any, part: slice, done: int) -> Stepper:
+        """The stepper of rows ``part`` whose first step makes lead ``first_lead − 1 + done``."""
+        return MemberStepper(module, self.keys[part], self.seed, self.first_lead - 1 + done)

@@ -46,15 +46,18 @@ class OneStepForecaster(nn.Module):
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor) -> None:
         super().__init__()
-        options = field.options
-        if field.method != "deterministic" or options.target != "velocity":
-            raise ValueError(
-                "the one-step forecaster needs VectorFieldModel(net, method='deterministic') "
-                f"(velocity target); got method={field.method!r}, target={options.target!r}"
-            )
+        self._check_field(field)
         self.field = field
         self.normalization = normalization
         self.register_buffer("loss_weight", loss_weight.float(), persistent=False)
+
+    def _check_field(self, field: VectorFieldModel) -> None:
+        """Refuse a learner this forecaster cannot drive (the generative subclass accepts others)."""
+        if field.method != "deterministic" or field.options.target != "velocity":
+            raise ValueError(
+                "the one-step forecaster needs VectorFieldModel(net, method='deterministic') "
+                f"(velocity target); got method={field.method!r}, target={field.options.target!r}"
+            )
 
     def condition(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor) -> Tensor:
         """Eq. (2). previous, current: (B, N, C); forcings: (B, 3, N, F); static: (B or 1, N, S)."""

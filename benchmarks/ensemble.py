@@ -1,0 +1,275 @@
+"""Generative ensemble against the deterministic forecaster on the held-out split (issue 7's must-show).
+
+For initializations of ``rollout.split`` (``rollout.init_every_hours`` apart, ``--inits`` of them)
+it rolls out, ``rollout.steps`` leads each:
+- the reference: the deterministic forecaster (``--deterministic``, e.g. the quickstart's best.pt);
+- vecfield's ensemble: ``--members`` members of the generative forecaster (``--checkpoint``) with
+  Heun on ``model.sampling_steps`` steps, timed (members per second of a whole rollout);
+and reports per channel at 24 h … 120 h: the spread–skill ratio (finite-ensemble corrected), the
+ensemble's fair CRPS against the deterministic MAE (the CRPS of a single-valued forecast), and the
+ensemble-mean RMSE against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
+same scores for ``--sweep`` sampling steps (quality against cost), and the log-score of the
+verifying state (exact ODE likelihood, Hutchinson divergence) with its time per state.
+
+    PYTHONPATH=. python benchmarks/ensemble.py --config configs/generative_edm.yaml \
+        --checkpoint runs/generative_edm/train/checkpoints/best.pt \
+        --deterministic runs/quickstart/train/checkpoints/best.pt [--members 8 --inits 12]
+    PYTHONPATH=. python benchmarks/ensemble.py --quick        # untrained tiny models (CI smoke)
+
+Prints tables and writes benchmarks/results/ensemble.json.
+"""
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from vecfield import evaluate as ev
+from vecfield.config.forecast import load_forecast_config
+from vecfield.forecast import Forecaster
+from vecfield.forecast.ensemble import first_lead_log_score
+from vecfield.forecast.evaluation import initialization_times
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+LEADS_HOURS = (24, 48, 72, 96, 120)
+
+
+def _quick_world() -> tuple[xr.Dataset, Forecaster, Forecaster, np.ndarray]:
+    """Untrained tiny deterministic and EDM forecasters on the synthetic 11.25° waves."""
+    sys.path.insert(0, str(ROOT))
+    from tests.forecast.helpers import TINY_MODEL, tiny_spec, wave_dataset
+
+    ds = wave_dataset(days=6)
+    spec, _, _ = tiny_spec(ds)
+    torch.manual_seed(0)
+    deterministic = Forecaster(spec.build(), spec)
+    generative_spec = dataclasses.replace(
+        spec, model=dataclasses.replace(TINY_MODEL, method="edm", sampling_steps=4)
+    )
+    generative = Forecaster(generative_spec.build(), generative_spec)
+    return ds, deterministic, generative, ds["time"].values[[2, 6]]
+
+
+def _channels(scores: xr.Dataset) -> dict[str, np.ndarray]:
+    """variable[level] → values along the lead dim."""
+    out = {}
+    for name, var in scores.data_vars.items():
+        for level in var["level"].values.tolist() if "level" in var.dims else [None]:
+            values = var if level is None else var.sel(level=level)
+            out[f"{name}{'' if level is None else level}"] = np.asarray(values.values, dtype=float)
+    return out
+
+
+def _scores(ensemble: xr.Dataset, deterministic: xr.Dataset, truth: xr.Dataset) -> dict[str, dict]:
+    probabilistic = {k: v.compute() for k, v in ev.probabilistic_scores(ensemble, truth).items()}
+    return {
+        "spread_skill_ratio": _channels(probabilistic["spread_skill_ratio"]),
+        "crps": _channels(probabilistic["crps"]),
+        "ensemble_mean_rmse": _channels(probabilistic["ensemble_mean_rmse"]),
+        "deterministic_mae": _channels(ev.mae(deterministic, truth).compute()),
+        "deterministic_rmse": _channels(ev.rmse(deterministic, truth).compute()),
+    }
+
+
+def _summary(scores: dict[str, dict], lead_hours: np.ndarray) -> dict[str, float]:
+    """Channel means of the dimensionless ratios at every lead."""
+    out = {}
+    for h in LEADS_HOURS:
+        if h not in lead_hours:
+            continue
+        i = int(np.flatnonzero(lead_hours == h)[0])
+        channels = scores["crps"]
+        out[f"ssr_{h}h"] = float(np.mean([scores["spread_skill_ratio"][c][i] for c in channels]))
+        out[f"crps_over_det_mae_{h}h"] = float(
+            np.mean([scores["crps"][c][i] / scores["deterministic_mae"][c][i] for c in channels])
+        )
+        out[f"ens_rmse_over_det_rmse_{h}h"] = float(
+            np.mean(
+                [scores["ensemble_mean_rmse"][c][i] / scores["deterministic_rmse"][c][i] for c in channels]
+            )
+        )
+    return out
+
+
+def _table(scores: dict[str, dict], lead_hours: np.ndarray) -> str:
+    leads = [h for h in LEADS_HOURS if h in lead_hours]
+    lines = [
+        "| channel | lead | SSR | CRPS | det. MAE | ens-mean RMSE | det. RMSE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for channel in scores["crps"]:
+        for h in leads:
+            i = int(np.flatnonzero(lead_hours == h)[0])
+            row = [
+                scores[k][channel][i]
+                for k in (
+                    "spread_skill_ratio",
+                    "crps",
+                    "deterministic_mae",
+                    "ensemble_mean_rmse",
+                    "deterministic_rmse",
+                )
+            ]
+            crps_hit = "✓" if row[1] < row[2] else "✗"
+            rmse_hit = "✓" if row[3] <= row[4] else "✗"
+            ssr_hit = "✓" if 0.9 <= row[0] <= 1.1 else "✗"
+            lines.append(
+                f"| {channel} | {h} h | {row[0]:.2f} {ssr_hit} | {row[1]:.4g} {crps_hit} | {row[2]:.4g} | "
+                f"{row[3]:.4g} {rmse_hit} | {row[4]:.4g} |"
+            )
+    return "\n".join(lines)
+
+
+def _log_score_cost(
+    forecaster: Forecaster, initial: xr.Dataset, truth: xr.Dataset, inits: np.ndarray, steps: int
+) -> dict[str, float]:
+    """Log-score of the verifying state at the first lead for ``inits``; seconds per state."""
+    start = time.perf_counter()
+    score = first_lead_log_score(forecaster, initial, truth, inits, steps=steps)
+    seconds = time.perf_counter() - start
+    spec = forecaster.spec
+    elements = spec.latitude.size * spec.longitude.size * len(spec.state_layout)
+    return {
+        "ode_steps": steps,
+        "network_calls_per_state": 4 * steps,
+        "seconds_per_state": seconds / len(inits),
+        "log_score_nats_per_element_mean": float(score.mean()) / elements,
+        "elements": elements,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="untrained tiny models, synthetic data (CI smoke)"
+    )
+    parser.add_argument("--config", default=str(ROOT / "configs" / "generative_edm.yaml"))
+    parser.add_argument("--checkpoint", help="generative forecaster checkpoint")
+    parser.add_argument("--deterministic", help="deterministic forecaster checkpoint (the reference)")
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--inits", type=int, default=12, help="initializations of the held-out split")
+    parser.add_argument("--sweep", default="4,8,20", help="sampling steps to compare (comma-separated)")
+    parser.add_argument("--sampling-steps", type=int, default=None, help="Heun steps (default model's)")
+    parser.add_argument("--sweep-inits", type=int, default=1)
+    parser.add_argument("--sweep-members", type=int, default=4)
+    parser.add_argument("--sweep-leads", type=int, default=8, help="leads of the sweep rollouts")
+    parser.add_argument("--log-score-steps", type=int, default=8, help="RK4 steps of the likelihood ODE")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        truth, deterministic, generative, inits = _quick_world()
+        steps, members, sweep, sweep_inits = 4, 3, [2, 4], inits[:1]
+        args.sweep_members, args.sweep_leads = 3, 4
+        where = "synthetic 16x32, untrained"
+    else:
+        if not (args.checkpoint and args.deterministic):
+            parser.error("--checkpoint and --deterministic are required without --quick")
+        config = load_forecast_config(args.config, args.overrides)
+        truth = xr.open_zarr(config.dataset.output)
+        config = dataclasses.replace(
+            config, rollout=dataclasses.replace(config.rollout, max_inits=args.inits)
+        )
+        inits = initialization_times(truth, config)
+        deterministic, generative = Forecaster.load(args.deterministic), Forecaster.load(args.checkpoint)
+        steps, members = config.rollout.steps, args.members
+        sweep = [int(s) for s in args.sweep.split(",")]
+        sweep_inits = inits[: args.sweep_inits]
+        where = str(config.dataset.output)
+    variables = list(generative.spec.state_layout.variables)
+    step = generative.step
+    needed = np.union1d(inits, inits - step)
+    initial = truth[variables].sel(time=needed).load()
+    truth = truth[variables].load()
+
+    path = RESULTS / ("ensemble_quick.json" if args.quick else "ensemble.json")
+    reference = deterministic.rollout(initial, steps, init_times=inits, batch_size=16)
+    with generative.module.sampling(args.sampling_steps or generative.module.sampling_steps):
+        start = time.perf_counter()
+        ensemble = generative.rollout(initial, steps, init_times=inits, members=members, seed=0)
+        seconds = time.perf_counter() - start
+        sampling_steps = generative.module.sampling_steps
+    lead_hours = ensemble["prediction_timedelta"].values / np.timedelta64(1, "h")
+    scores = _scores(ensemble, reference, truth)
+    result = {
+        "benchmark": "ensemble",
+        "data": where,
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "inits": len(inits),
+        "members": members,
+        "leads": steps,
+        "method": generative.spec.model.method,
+        "sampling_steps": sampling_steps,
+        "rollout_seconds": seconds,
+        "members_per_second": len(inits) * members / seconds,
+        "lead_hours": lead_hours.tolist(),
+        "scores": {k: {c: v.tolist() for c, v in per.items()} for k, per in scores.items()},
+        "summary": _summary(scores, lead_hours),
+    }
+    print(
+        f"{result['method']} ensemble, {members} members × {len(inits)} inits × {steps} leads, "
+        f"{result['sampling_steps']} Heun steps: {seconds:.1f} s, "
+        f"{result['members_per_second']:.3f} members/s (contended timings)"
+    )
+    print(_table(scores, lead_hours))
+    _write(result, path)
+    sweep_rows = []
+    sweep_leads = min(args.sweep_leads, steps)
+    short_reference = reference.sel(time=sweep_inits).isel(prediction_timedelta=slice(0, sweep_leads))
+    for heun_steps in sweep:
+        with generative.module.sampling(heun_steps):
+            start = time.perf_counter()
+            small = generative.rollout(
+                initial, sweep_leads, init_times=sweep_inits, members=args.sweep_members, seed=0
+            )
+            elapsed = time.perf_counter() - start
+        summary = _summary(_scores(small, short_reference, truth), lead_hours[:sweep_leads])
+        sweep_rows.append(
+            {
+                "sampling_steps": heun_steps,
+                "seconds": elapsed,
+                "members_per_second": len(sweep_inits) * args.sweep_members / elapsed,
+                **summary,
+            }
+        )
+        result["sweep"] = sweep_rows
+        _write(result, path)
+    print(f"\nsweep: {args.sweep_members} members × {len(sweep_inits)} inits × {sweep_leads} leads")
+    keys = [k for k in sweep_rows[0] if k not in ("sampling_steps", "seconds", "members_per_second")]
+    print("| Heun steps | members/s | " + " | ".join(keys) + " |")
+    for row in sweep_rows:
+        cells = [f"{row[k]:.3f}" for k in keys]
+        print(f"| {row['sampling_steps']} | {row['members_per_second']:.3f} | " + " | ".join(cells) + " |")
+    result["log_score"] = _log_score_cost(generative, initial, truth, sweep_inits[:2], args.log_score_steps)
+    print(
+        f"\nlog-score: {result['log_score']['seconds_per_state']:.2f} s per state "
+        f"({result['log_score']['network_calls_per_state']} forward+backward passes), "
+        f"{result['log_score']['log_score_nats_per_element_mean']:.3f} nats per element"
+    )
+    _write(result, path)
+    print(f"wrote {path}")
+
+
+def _write(result: dict, path: Path) -> None:
+    """Write the results so far (atomically: temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(result, indent=1))
+    temporary.replace(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""notebooks/ensemble_forecast.ipynb executes top to bottom on a tiny EDM checkpoint."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import nbformat
+import torch
+from nbclient import NotebookClient
+
+from tests.forecast.helpers import TINY_MODEL, tiny_spec, wave_dataset
+from vecfield.forecast import ForecastTask
+from vecfield.train import Trainer, TrainerConfig
+
+
+def test_ensemble_notebook_runs_on_a_tiny_generative_checkpoint(tmp_path, monkeypatch) -> None:
+    ds = wave_dataset(days=6)
+    spec, windows, _ = tiny_spec(ds, n_leads=1)
+    spec = dataclasses.replace(spec, model=dataclasses.replace(TINY_MODEL, method="edm", sampling_steps=2))
+    torch.manual_seed(0)
+    module = spec.build(str(tmp_path / "graphs"))
+    task = ForecastTask(spec.state_layout.channels, 6, spec.normalization.state_std)
+    config = TrainerConfig(run_dir=str(tmp_path / "train"), max_steps=2, batch_size=4, progress_bar=False)
+    with Trainer(task, module, windows, config, metadata=spec.to_metadata()) as trainer:
+        trainer.fit()
+        checkpoint = trainer.store.latest()
+    ds.drop_attrs().to_zarr(tmp_path / "truth.zarr", zarr_format=2)
+    root = Path(__file__).parents[2]
+    settings = {"VECFIELD_CHECKPOINT": str(checkpoint), "VECFIELD_DATASET": str(tmp_path / "truth.zarr"),
+                "VECFIELD_STEPS": "3", "VECFIELD_MEMBERS": "3", "VECFIELD_INITS": "2", "OMP_NUM_THREADS": "1"}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    notebook = nbformat.read(root / "notebooks" / "ensemble_forecast.ipynb", as_version=4)
+    NotebookClient(
+        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "edm with 2 Heun steps" in text and "nats" in text

@@ -1,0 +1,90 @@
+"""Ensemble rollouts of the generative forecaster: M members as batch rows, each fed its own states.
+
+The rows of an ensemble rollout are (initialization, member) pairs, initialization-major:
+row = i·M + m. Every row advances autoregressively on its own previous states
+(``vecfield.forecast.rollout.autoregressive``), so members diverge as their noise differs.
+
+Noise: member m of the initialization at time T draws, at lead ℓ, the standard normal field z of
+shape (nodes, C) from a generator seeded by numpy's ``SeedSequence([seed, hours(T), m, ℓ])``
+(hours since 1900). The ensemble therefore depends only on (seed, T, m, ℓ): not on how rows are
+chunked through the network (``member_chunk``), on which other initializations are rolled out with
+it, or on whether a streamed rollout was interrupted and resumed. Different members, leads or
+seeds give independent noise; the same seed gives the same ensemble.
+"""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+from vecfield.forecast.generative import GenerativeOneStepForecaster
+from vecfield.forecast.step import StepResult
+
+if TYPE_CHECKING:
+    from vecfield.forecast.forecaster import Forecaster
+
+ENSEMBLE_DIM = "realization"
+_EPOCH = np.datetime64("1900-01-01T00", "h")
+
+
+def member_keys(inits: np.ndarray, members: int) -> list[tuple[int, int]]:
+    """(hours since 1900 of the initialization, member) of every row, initialization-major."""
+    hours = ((np.asarray(inits, dtype="datetime64[h]") - _EPOCH) // np.timedelta64(1, "h")).astype(np.int64)
+    if (hours < 0).any():
+        raise ValueError("ensemble initializations must lie after 1900-01-01 "
+                         "(the noise seeds count hours from it)")
+    return [(int(h), m) for h in hours for m in range(members)]
+
+
+def member_noise(keys: Sequence[tuple[int, int]], lead: int, seed: int, shape: tuple[int, int],
+                 dtype: torch.dtype = torch.float32) -> Tensor:
+    """(rows, nodes, C) standard normal noise of each row's (initialization, member) at ``lead``."""
+    rows = []
+    for init_hours, member in keys:
+        state = np.random.SeedSequence([seed, init_hours, member, lead]).generate_state(2, np.uint64)[0]
+        generator = torch.Generator().manual_seed(int(state) >> 1)  # manual_seed takes < 2**63
+        rows.append(torch.randn(shape, generator=generator, dtype=dtype))
+    return torch.stack(rows)
+
+
+class MemberStepper:
+    """A stepper (``vecfield.forecast.rollout.Stepper``) for some rows of an ensemble rollout, drawing
+    each row's noise as the module docstring says; ``first_lead`` is the lead its first step makes."""
+
+    def __init__(self, module: GenerativeOneStepForecaster, keys: Sequence[tuple[int, int]], seed: int,
+                 first_lead: int) -> None:
+        self.module, self.keys, self.seed, self.lead = module, list(keys), seed, first_lead
+
+    def step(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
+             target: Tensor | None = None) -> StepResult:
+        """The next state of every row (rows, N, C); sampling only (``target`` must be None)."""
+        if target is not None:
+            raise ValueError("ensemble rollouts sample; train with the module itself")
+        if current.shape[0] != len(self.keys):
+            raise ValueError(f"{len(self.keys)} (initialization, member) keys for {current.shape[0]} rows")
+        z = member_noise(self.keys, self.lead, self.seed, tuple(current.shape[1:]), current.dtype)
+        self.lead += 1
+        z = z.to(current.device)
+        return StepResult(self.module.step_from_noise(previous, current, forcings, static, z))
+
+
+def first_lead_log_score(forecaster: "Forecaster", initial: xr.Dataset, truth: xr.Dataset,
+                         init_times: np.ndarray, steps: int = 8, probes: int = 1, seed: int = 0) -> Tensor:
+    """log p(S(t + Δt) | inputs) in nats (B,) of the verifying states in ``truth`` (canonical layout)
+    one step after each initialization t of ``init_times`` (whose t − Δt and t are in ``initial``),
+    under a generative forecaster; see ``GenerativeOneStepForecaster.log_score``."""
+    module, spec = forecaster.module, forecaster.spec
+    if not isinstance(module, GenerativeOneStepForecaster):
+        raise ValueError("the log-score needs a generative forecaster (model.method flow_matching or edm)")
+    inits = np.asarray(init_times, dtype="datetime64[ns]")
+    states = forecaster._states(initial, inits)
+    valid = truth[list(spec.state_layout.variables)].sel(time=inits + forecaster.step)
+    levels = sorted({level for _, level in spec.state_layout.channels if level is not None})
+    if levels:
+        valid = valid.sel(level=levels)
+    target = torch.from_numpy(spec.state_layout.stack(valid))
+    return module.log_score(states[:, 0], states[:, 1], forecaster._forcings(inits, 1), spec.static[None],
+                            target, steps=steps, probes=probes, generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,193 @@
+"""The generative one-step forecaster: the same learner, condition and residual coordinates as
+:mod:`vecfield.forecast.step`, with a non-degenerate path from noise to the normalized residual.
+
+In the residual coordinates y = (S − S(t))/σ^Δ the data is y₁ = r(t) and the source is noise y₀ = ε
+(instead of 0), on the Gaussian path y_τ = α_τ·r + σ_τ·ε of flow time τ ∈ [0, 1]:
+
+  - ``flow_matching``: α = τ, σ = 1 − τ, velocity target r − ε, uniform τ;
+  - ``edm`` (GenCast): α = 1, σ_τ on EDM's ρ-warped schedule between σ_max = 88 (τ = 0) and
+    σ_min = 0.02 (τ = 1) with ρ = 7, training τ uniform (GenCast's training noise distribution),
+    preconditioned denoiser with σ_data = 1 and loss weight λ(σ) = 1/c_out² = (σ² + 1)/σ².
+
+Both minimise
+
+    L = mean_{b,n,c} λ(τ_b) · w[n, c] · (f_θ(y_τ, τ, cond)[b, n, c] − target[b, n, c])²          (1)
+
+with the forecaster's latitude × level × variable weights w and the condition of GraphCast
+(previous states, forcings at t − Δt, t, t + Δt, static fields; ``OneStepForecaster.condition``).
+Sampling integrates the probability-flow ODE with Heun's method on ``sampling_steps`` steps
+(2 network calls per step; on the EDM schedule a uniform τ grid is Karras et al.'s), one member per batch row.
+
+Noise on the sphere: the source ε at grid node n (cell of relative area a_n, mean 1) is
+
+    ε[n, c] = z[n, c] / √a_n,   z ~ N(0, 1) i.i.d.                                              (2)
+
+so the area integral of the noise over any union R of cells, Σ_{n∈R} a_n·ε[n], has variance
+Σ_{n∈R} a_n = area(R): the variance per unit area is the same at every latitude, as for white noise
+on the sphere (i.i.d. grid noise instead gives variance Σ a_n², i.e. per unit area ∝ a_n ∝ cos φ,
+so the same field is far quieter per area near the poles, where grid cells crowd).
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vecfield.core.model import VectorFieldModel
+from vecfield.core.schedules import EDMSchedule
+from vecfield.evaluate.weights import latitude_weights
+from vecfield.forecast.normalization import Normalization
+from vecfield.forecast.step import OneStepForecaster, StepResult
+
+GENERATIVE_METHODS: tuple[str, ...] = ("flow_matching", "edm")
+#: GenCast's noise levels (σ_data = 1 in normalized-residual units)
+EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.02, 88.0, 7.0
+
+
+def relative_cell_area(latitude: np.ndarray, n_longitude: int) -> Tensor:
+    """(nodes,) area of each grid cell relative to the mean cell (mean 1), latitude-major nodes."""
+    rows = latitude_weights(np.asarray(latitude, dtype=np.float64))
+    return torch.from_numpy(np.repeat(rows, n_longitude))
+
+
+class SphereNoise:
+    """Eq. (2): Gaussian noise with latitude-independent variance per unit area, as a noise sampler
+    ``(shape, generator, dtype, device) -> Tensor`` for shapes (B, nodes, C).
+
+    relative_area: (nodes,) cell areas with mean 1 (``relative_cell_area``); scale: overall amplitude
+    (1 for sampling; 0 makes every member the deterministic solution of the ODE from y₀ = 0).
+    """
+
+    def __init__(self, relative_area: Tensor, scale: float = 1.0) -> None:
+        if relative_area.ndim != 1 or not bool((relative_area > 0).all()):
+            raise ValueError("relative_area must be a 1-D tensor of positive cell areas (one per grid node)")
+        if scale < 0:
+            raise ValueError(f"the noise scale must be ≥ 0, got {scale}")
+        self.std = (scale / relative_area.double().sqrt())[:, None]  # (nodes, 1)
+
+    def transform(self, z: Tensor) -> Tensor:
+        """ε = z/√a from standard normal z (B, nodes, C)."""
+        if z.ndim != 3 or z.shape[1] != self.std.shape[0]:
+            raise ValueError(f"noise must be (batch, {self.std.shape[0]} nodes, channels), "
+                             f"got {tuple(z.shape)}")
+        return z * self.std.to(z)
+
+    def __call__(self, shape: tuple[int, ...], generator: torch.Generator | None, dtype: torch.dtype,
+                 device: torch.device) -> Tensor:
+        where = generator.device if generator is not None else device
+        return self.transform(torch.randn(shape, generator=generator, dtype=dtype, device=where).to(device))
+
+    def log_prob(self, x: Tensor, sigma: float = 1.0) -> Tensor:
+        """log N(x; 0, σ²·diag(std²)) summed over (nodes, C) of x (B, nodes, C); returns (B,)."""
+        std = (sigma * self.std).to(x)
+        channels = x.shape[-1]
+        log_norm = channels * torch.log(std).sum() + x[0].numel() * 0.5 * math.log(2 * math.pi)
+        return -0.5 * ((x / std) ** 2).flatten(1).sum(1) - log_norm
+
+
+def generative_field(net: torch.nn.Module, method: str, noise: SphereNoise, event_shape: tuple[int, int],
+                     sampling_steps: int) -> VectorFieldModel:
+    """The learner of eq. (1) for ``method`` ∈ GENERATIVE_METHODS with the sphere noise (2) as source
+    and Heun's sampler; ``event_shape`` = (nodes, C) of one residual."""
+    if method not in GENERATIVE_METHODS:
+        raise ValueError(f"unknown generative method {method!r}; choose one of {list(GENERATIVE_METHODS)}")
+    if sampling_steps < 1:
+        raise ValueError(f"sampling_steps must be ≥ 1, got {sampling_steps}")
+    common = {"noise": noise, "solver": "heun", "steps": sampling_steps, "event_shape": tuple(event_shape)}
+    if method == "flow_matching":
+        return VectorFieldModel(net, "flow_matching", source_log_prob=noise.log_prob, **common)
+    schedule = EDMSchedule(EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO)
+    return VectorFieldModel(net, "edm", schedule=schedule, time_sampler="uniform", sigma_data=1.0,
+                            source_log_prob=lambda y: noise.log_prob(y, EDM_SIGMA_MAX), **common)
+
+
+class GenerativeOneStepForecaster(OneStepForecaster):
+    """S(t + Δt) sampled from p(S(t + Δt) | S(t − Δt), S(t), forcings, static) learnt by eq. (1).
+
+    field: ``generative_field(...)`` with net(y (B, N, C), τ (B,), cond (B, N, 2C + 3F + S)) -> (B, N, C).
+    Training steps are teacher-forced: a step with ``target`` returns the loss (1) and the target as
+    the next state, so a k-step window gives k independent one-step losses (GenCast trains one step).
+    """
+
+    def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
+                 noise: SphereNoise) -> None:
+        super().__init__(field, normalization, loss_weight)
+        self.noise = noise
+
+    def _check_field(self, field: VectorFieldModel) -> None:
+        if field.method not in GENERATIVE_METHODS:
+            raise ValueError(f"the generative forecaster needs a VectorFieldModel with method in "
+                             f"{list(GENERATIVE_METHODS)}; got {field.method!r}")
+
+    @property
+    def method(self) -> str:
+        """``flow_matching`` or ``edm``."""
+        return self.field.method
+
+    @property
+    def sampling_steps(self) -> int:
+        """Heun steps per sample (2 network calls each)."""
+        return self.field.options.steps
+
+    @contextmanager
+    def sampling(self, steps: int) -> Iterator[None]:
+        """Sample with ``steps`` Heun steps inside the block (e.g. to compare 4 … 20 steps)."""
+        if steps < 1:
+            raise ValueError(f"sampling steps must be ≥ 1, got {steps}")
+        field, options = self.field, self.field.options
+        field.options = replace(options, steps=steps)
+        try:
+            yield
+        finally:
+            field.options = options
+
+    def source_scale(self) -> float:
+        """σ at the start of the path (1 for flow matching, σ_max = 88 for EDM)."""
+        start = self.field.schedule.coefficients(torch.tensor([self.field.t_start], dtype=torch.float64))
+        return float(start.sigma[0])
+
+    def step_from_noise(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
+                        z: Tensor) -> Tensor:
+        """The next state (B, N, C) from standard normal z (B, N, C): y₀ = σ_start·z/√a (eq. 2), then
+        Heun on the probability-flow ODE to τ = 1."""
+        cond = self.condition(previous, current, forcings, static)
+        source = self.source_scale() * self.noise.transform(z.to(current))
+        residual = self.field.sample(source, cond)
+        return self.normalization.apply_residual(current, residual)
+
+    def step(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
+             target: Tensor | None = None) -> StepResult:
+        """Without ``target``: one sampled next state (noise from torch's global generator). With it:
+        the loss (1) on the target's normalized residual and the target as the next state."""
+        if target is None:
+            z = torch.randn(current.shape, dtype=current.dtype, device=current.device)
+            return StepResult(self.step_from_noise(previous, current, forcings, static, z))
+        cond = self.condition(previous, current, forcings, static)
+        data = self.normalization.residual(target, current)
+        return StepResult(target, self.field.loss(data, cond, weight=self.loss_weight))
+
+    @torch.no_grad()
+    def log_score(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor, target: Tensor,
+                  steps: int = 8, probes: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """log p(target | inputs) in nats per example (B,), the log-score of the verifying state.
+
+        The exact instantaneous change of variables of the learnt probability-flow ODE
+        (``VectorFieldModel.log_prob``, RK4 on ``steps`` steps, Hutchinson divergence averaged over
+        ``probes`` Rademacher probes) gives the density of the normalized residual r; the state's
+        density follows from r = (S − S(t))/σ^Δ: log p(S) = log p(r) − N·Σ_c log σ^Δ_c. Cost per state:
+        steps × 4 × probes forward-and-backward passes (see docs/ensembles.md).
+        """
+        if probes < 1:
+            raise ValueError(f"probes must be ≥ 1, got {probes}")
+        cond = self.condition(previous, current, forcings, static)
+        residual = self.normalization.residual(target, current)
+        total = torch.zeros(residual.shape[0], dtype=torch.float64, device=residual.device)
+        for _ in range(probes):
+            total += self.field.log_prob(residual, cond, divergence="hutchinson", method="rk4", steps=steps,
+                                         generator=generator).double()
+        jacobian = residual.shape[1] * torch.log(self.normalization.diff_std.double()).sum()
+        return total / probes - jacobian
