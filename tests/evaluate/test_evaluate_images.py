@@ -250,3 +250,25 @@ def test_inception_interface_with_a_stand_in_network(tmp_path: Path) -> None:
                                             size=16)
     assert from_script == pytest.approx(from_state, rel=1e-6) and from_script > 0
     assert inception_frechet_distance(net, real, real, size=16) == pytest.approx(0.0, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------------------- benchmark
+def test_images_benchmark_quick_run(shared_data: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "images_quick.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "images.py"), "--quick", "--threads", "1",
+                    "--mnist", str(shared_data / "mnist"), "--out", str(out)], check=True, cwd=root,
+                   capture_output=True, timeout=600)
+    results = json.loads(out.read_text())
+    assert {r["solver"] for r in results["fd"]} == {"euler", "heun", "ddpm", "ddim"}
+    assert all(math.isfinite(r["fd"]) and 0 <= r["precision"] <= 1 for r in results["fd"])
+    assert [g["w"] for g in results["guidance"]] == [0.0, 1.0, 2.0, 4.0]
+    assert math.isfinite(results["bits_per_dim"]["fm_conditional"]) and math.isfinite(
+        results["bits_per_dim"]["glow"])
+    assert set(results["targets"]) == {"fm_le20_nfe_reaches_ddpm1000_fd", "w2_class_accuracy_ge_0.95",
+                                       "fm_bits_within_0.1_of_glow"}
+    assert (tmp_path / "images_quick_guided_w2.png").is_file()
