@@ -235,7 +235,6 @@ class TinyExtractor(nn.Module):
         return self.conv(x).mean((2, 3))
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
 def test_inception_interface_with_a_stand_in_network(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot be downloaded"):
         load_feature_extractor(tmp_path / "inception.pt")
