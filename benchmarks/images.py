@@ -32,9 +32,10 @@ interrupted run keeps what it measured) and PNG sample grids beside it.
 Cost of the full run, from CPU time per unit of work measured with one thread (process time,
 so little affected by other load): a UNet training step (batch 64) 0.64 s, a UNet forward pass
 on 256 images 1.1 s, a Glow training step 0.39 s, the classifier 41 s. The full settings need
-about 3,500 single-thread CPU-seconds (two generators 1,550, DDPM-1000 on 200 samples 880,
-Glow 470, the other samplers, guidance and bits/dim about 550), i.e. roughly 35 minutes on a
-quiet 2-core machine. ``--quick`` takes under a minute.
+about 3,700 single-thread CPU-seconds (two generators 1,550, DDPM-1000 on 200 samples 880,
+Glow 470, the CNF's bits/dim about 250 (332 evaluations with a vector–Jacobian product each in a
+reduced run), the other samplers and guidance about 500), i.e. roughly 35–40 minutes on a quiet
+2-core machine. ``--quick`` takes under a minute.
 """
 
 import argparse
