@@ -11,6 +11,7 @@ The network is any vector field ``net(x_t, t, cond)`` whose output has x_t's sha
 be vectors (B, D), images (B, C, H, W) or grid fields (B, nodes, channels).
 """
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -227,7 +228,7 @@ class VectorFieldModel(nn.Module):
         loss = self.objective.loss(self.predict, x1, x0, cond, weight=weight, t=t, generator=generator)
         # NaN anywhere in the inputs reaches the loss, so one scalar check stands in for a scan of the
         # whole batch; the inputs are searched only when the loss is not finite.
-        if not bool(torch.isfinite(loss)):
+        if not math.isfinite(loss.item()):
             raise_on_nan_inputs(x1, supplied, weight)
         return loss
 
