@@ -1,17 +1,21 @@
 """2-D generative benchmark: sample quality against NFE, held-out NLL, and torchcfm side by side.
 
-    python benchmarks/generative_2d.py            # full (≈ 15–20 min on 2 busy cores)
+    python benchmarks/generative_2d.py            # full: 6,000 steps per method, ≈ 15–20 min on 2 quiet cores
     python benchmarks/generative_2d.py --quick    # CI smoke run (< 1 min)
 
 Every method trains the same MLP (vecfield.nn.MLP, 3 × 128 SiLU, sinusoidal time) for the same
-number of steps (Adam, cosine learning rate, batch 256, EMA min(0.999, 1 − 10/steps) for sampling):
+number of steps (Adam, cosine learning rate, batch 256, EMA min(0.999, 1 − 10/steps) for sampling),
+on ``--threads`` intra-op threads (default 1: the models are too small to gain from more, and on
+shared cores a second OpenMP thread spinning for the other makes every step many times slower):
   - FM: flow matching (CondOT, velocity), sampled with Euler and Heun;
   - OT-FM: the same with minibatch exact OT coupling, sampled with Heun;
   - DDPM: ε-prediction on the 1000-step table, sampled ancestrally and with DDIM;
   - torchcfm: ConditionalFlowMatcher(σ = 0) training the same MLP, sampled with our Heun.
 Quality: energy distance of ``--samples`` generated points to 10,000 fresh data points, next to
 the floor (the same number of fresh data points against the same reference). NFE = network calls.
-Held-out NLL (exact divergence, dopri5) of the FM models against the true entropy where known.
+Held-out NLL (exact divergence, dopri5) of the FM models against the true entropy where known, with
+its standard error over the held-out points. Training speed is measured in interleaved blocks, as
+wall-clock and as process CPU time (the latter is steadier on shared cores).
 Prints a table and writes JSON to benchmarks/results/.
 """
 
@@ -43,13 +47,13 @@ def make_net() -> MLP:
 
 
 def train(loss_fn: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Module, dataset: str, steps: int,
-          seed: int) -> tuple[torch.nn.Module, float]:
+          seed: int, clock: Callable[[], float] = time.perf_counter) -> tuple[torch.nn.Module, float]:
     """Adam + cosine schedule on fresh batches of 256; returns the EMA copy and training steps/s."""
     optimizer = torch.optim.Adam(module.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     ema = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(min(0.999, 1 - 10 / steps)))
     data = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         loss = loss_fn(sample_toy(dataset, 256, data))
         optimizer.zero_grad(set_to_none=True)
@@ -57,7 +61,7 @@ def train(loss_fn: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Modu
         optimizer.step()
         schedule.step()
         ema.update_parameters(module)
-    return ema.module, steps / (time.perf_counter() - start)
+    return ema.module, steps / (clock() - start)
 
 
 def torchcfm_loss(net: MLP) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -77,17 +81,19 @@ def torchcfm_loss(net: MLP) -> Callable[[torch.Tensor], torch.Tensor] | None:
 
 def interleaved_speed(dataset: str, rounds: int, block: int, seed: int) -> dict[str, float]:
     """Median training steps/s of FM (ours) and torchcfm, alternating blocks of steps so that both
-    see the same machine load (the cores here are shared). Same MLP, optimizer and EMA."""
+    see the same machine load (the cores here are shared). Same MLP, optimizer and EMA.
+    Keys ``fm``/``torchcfm``: wall-clock steps/s; ``*_cpu``: steps per second of process CPU time."""
     torch.manual_seed(seed)
     ours = VectorFieldModel(make_net(), "flow_matching")
     theirs = make_net()
     theirs_loss = torchcfm_loss(theirs)
     if theirs_loss is None:
         return {}
-    timings: dict[str, list[float]] = {"fm": [], "torchcfm": []}
+    timings: dict[str, list[float]] = {"fm": [], "torchcfm": [], "fm_cpu": [], "torchcfm_cpu": []}
     for _ in range(rounds):
         for key, loss_fn, module in (("fm", ours.loss, ours), ("torchcfm", theirs_loss, theirs)):
             timings[key].append(train(loss_fn, module, dataset, block, seed)[1])
+            timings[f"{key}_cpu"].append(train(loss_fn, module, dataset, block, seed, time.process_time)[1])
     return {key: sorted(values)[len(values) // 2] for key, values in timings.items()}
 
 
@@ -143,16 +149,19 @@ def run(args: argparse.Namespace) -> dict:
                 quality.setdefault(label, {})[nfe] = float(reference(samples))
 
         nll: dict[str, float] = {}
+        nll_se: dict[str, float] = {}
         if args.nll_points:
             heldout = sample_toy(dataset, args.nll_points, torch.Generator().manual_seed(args.seed + 300))
             for key in ("fm", "ot", "torchcfm"):
                 if key in models:
                     log_p = models[key].log_prob(heldout, rtol=args.nll_tolerance, atol=args.nll_tolerance)
                     nll[key] = -float(log_p.mean())
+                    nll_se[key] = float(log_p.std()) / len(log_p) ** 0.5
         results["datasets"][dataset] = {"reference_points": args.reference, "floor": floor,
                                         "energy_distance": quality, "train_steps_per_s": speed,
                                         "interleaved_steps_per_s": speed_fair,
-                                        "heldout_nll": nll, "true_entropy": TRUE_ENTROPY.get(dataset)}
+                                        "heldout_nll": nll, "heldout_nll_se": nll_se,
+                                        "true_entropy": TRUE_ENTROPY.get(dataset)}
         print_dataset(dataset, results["datasets"][dataset], args.nfe)
         write_json(args.out, results)  # partial results survive an interrupted run
     results["targets"] = targets(results["datasets"])
@@ -180,6 +189,7 @@ def targets(datasets: dict) -> dict:
         speed = r["interleaved_steps_per_s"]
         if "torchcfm" in speed:
             entry["train_speed_ratio_vs_torchcfm"] = speed["fm"] / speed["torchcfm"]
+            entry["train_cpu_speed_ratio_vs_torchcfm"] = speed["fm_cpu"] / speed["torchcfm_cpu"]
             ours, theirs = q.get("FM Heun", {}), q.get("torchcfm Heun", {})
             common = sorted(set(ours) & set(theirs))
             if common:
@@ -198,10 +208,10 @@ def print_dataset(name: str, r: dict, nfes: list[int]) -> None:
     speeds = ", ".join(f"{k} {v:.0f}" for k, v in r["train_steps_per_s"].items())
     print(f"training steps/s during training (contended timings): {speeds}")
     fair = ", ".join(f"{k} {v:.0f}" for k, v in r["interleaved_steps_per_s"].items())
-    print(f"training steps/s, interleaved blocks of 100 steps, median: {fair}")
+    print(f"training steps/s, interleaved blocks of 100 steps, median (wall; *_cpu: per CPU second): {fair}")
     if r["heldout_nll"]:
         entropy = r["true_entropy"]
-        nll = ", ".join(f"{k} {v:.3f}" for k, v in r["heldout_nll"].items())
+        nll = ", ".join(f"{k} {v:.3f} ± {r['heldout_nll_se'][k]:.3f}" for k, v in r["heldout_nll"].items())
         print(f"held-out NLL (nats): {nll}; true entropy {entropy:.3f}" if entropy is not None else
               f"held-out NLL (nats): {nll}; no closed-form entropy")
 
@@ -216,13 +226,14 @@ def print_targets(t: dict) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: one dataset, few steps and NFEs")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per method (full 2000)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per method (full 6000)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--datasets", nargs="+", default=None, choices=DATASETS_FULL)
     parser.add_argument("--samples", type=int, default=None, help="generated points per evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    args.steps = args.steps or (300 if args.quick else 2000)
+    args.steps = args.steps or (300 if args.quick else 6000)
     args.datasets = args.datasets or (["8gaussians"] if args.quick else list(DATASETS_FULL))
     args.samples = args.samples or (500 if args.quick else 2000)
     args.reference = 2000 if args.quick else 10_000
@@ -236,6 +247,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     results = run(args)
     results["wall_seconds"] = time.perf_counter() - start

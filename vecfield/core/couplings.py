@@ -73,7 +73,11 @@ class MinibatchOTCoupling(IndependentCoupling):
     def pair(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
         x0 = self.source(tuple(x1.shape), generator, x1.dtype, x1.device)
         cost = torch.cdist(x1.detach().flatten(1).double(), x0.flatten(1).double()) ** 2  # (B, B)
-        rows, cols = linear_sum_assignment(cost.cpu().numpy())
+        cost = cost.cpu().numpy()
+        if not np.isfinite(cost).all():
+            raise ValueError("the training data x1 contains NaN or infinite values; "
+                             "drop or impute those examples before training")
+        rows, cols = linear_sum_assignment(cost)
         assert np.array_equal(rows, np.arange(len(rows)))
         return x0[torch.as_tensor(cols, device=x1.device)]
 

@@ -11,6 +11,7 @@ The network is any vector field ``net(x_t, t, cond)`` whose output has x_t's sha
 be vectors (B, D), images (B, C, H, W) or grid fields (B, nodes, channels).
 """
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -215,10 +216,8 @@ class VectorFieldModel(nn.Module):
         """
         if not torch.is_tensor(x1) or not x1.is_floating_point() or x1.ndim < 2:
             raise ValueError("x1 must be a floating-point tensor of shape (batch, …)")
-        if bool(torch.isnan(x1).any()):
-            raise ValueError("the training data x1 contains NaN; "
-                             "drop or impute those examples before training")
         check_condition_batch(cond, x1.shape[0])
+        supplied = x0
         if x0 is None:
             x0 = self.coupling.pair(x1, generator)
         elif x0.shape != x1.shape:
@@ -226,7 +225,12 @@ class VectorFieldModel(nn.Module):
                              f"the data's shape {tuple(x1.shape)}")
         if self.options.cond_dropout:
             cond = drop_condition(self.net, cond, self.options.cond_dropout, generator)
-        return self.objective.loss(self.predict, x1, x0, cond, weight=weight, t=t, generator=generator)
+        loss = self.objective.loss(self.predict, x1, x0, cond, weight=weight, t=t, generator=generator)
+        # NaN anywhere in the inputs reaches the loss, so one scalar check stands in for a scan of the
+        # whole batch; the inputs are searched only when the loss is not finite.
+        if not math.isfinite(loss.item()):
+            raise_on_nan_inputs(x1, supplied, weight)
+        return loss
 
     # ---------------------------------------------------------------- sampling
     def _event_shape(self) -> tuple[int, ...]:
@@ -311,6 +315,15 @@ class VectorFieldModel(nn.Module):
 
         return ode_log_prob(lambda y, t, c: self.velocity(y, t, c, guidance), x, source_log_prob, cond,
                             self.t_start, self.t_end, divergence, method, steps, rtol, atol, generator)
+
+
+def raise_on_nan_inputs(x1: Tensor, x0: Tensor | None = None, weight: Tensor | None = None) -> None:
+    """Raise ValueError naming the first of the data x₁, the source x₀ or the weights that has a NaN."""
+    for name, value, fix in (("the training data x1", x1, "drop or impute those examples before training"),
+                             ("the supplied source x0", x0, "drop or impute those examples before training"),
+                             ("the loss weight", weight, "give finite weights (0 to ignore an element)")):
+        if value is not None and bool(torch.isnan(value).any()):
+            raise ValueError(f"{name} contains NaN; {fix}")
 
 
 def network_calls(solver: str, steps: int) -> int:

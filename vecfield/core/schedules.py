@@ -65,6 +65,15 @@ class Schedule(ABC):
     @abstractmethod
     def _coefficients(self, t: Tensor) -> PathCoefficients: ...
 
+    def point_and_velocity(self, x1: Tensor, x0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """x_t = α_t·x₁ + σ_t·x₀ and the conditional velocity u_t = α̇_t·x₁ + σ̇_t·x₀, both (B, …).
+
+        The training hot path: ``t`` (B,) is trusted (sampled internally or checked by the caller),
+        so nothing here reads a value back to the host.
+        """
+        c = self._coefficients(t).expand_as(x1)
+        return torch.addcmul(c.sigma * x0, c.alpha, x1), torch.addcmul(c.d_sigma * x0, c.d_alpha, x1)
+
     def noise_to_signal(self, t: Tensor) -> Tensor:
         """σ_t/α_t: the EDM noise level of the rescaled path x_t/α_t (∞ where α_t = 0)."""
         c = self.coefficients(t)
@@ -97,6 +106,11 @@ class CondOTSchedule(Schedule):
 
     def _coefficients(self, t: Tensor) -> PathCoefficients:
         return PathCoefficients(t, 1 - t, torch.ones_like(t), -torch.ones_like(t))
+
+    def point_and_velocity(self, x1: Tensor, x0: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """x_t = x₀ + t·(x₁ − x₀) (one fused lerp) and u_t = x₁ − x₀, both (B, …)."""
+        weight = t.reshape((-1,) + (1,) * (x1.ndim - 1)).to(x1.dtype)
+        return torch.lerp(x0, x1, weight), x1 - x0
 
 
 class CosineSchedule(Schedule):
