@@ -120,7 +120,7 @@ def concat_trick_comparison(name: str, repeats: int) -> dict:
     low, high = CONFIGS[name]["mesh_levels"]
     graph = build_graph(GraphSpec(LatLonGrid.global_grid(5.625, poles=False), low, high))
     latent, num_mesh = CONFIGS[name]["latent"], graph["mesh"].num_nodes
-    index = EdgeIndex.from_edges(*graph["mesh", "to", "mesh"].edge_index, num_mesh, num_mesh)
+    index = EdgeIndex.from_edges(*graph["mesh", "to", "mesh"].edge_index, num_mesh)
     senders, receivers = index.senders, index.receivers
     mlp = SplitMLP([latent, latent, latent], latent)
     nodes = torch.randn(1, num_mesh, latent, requires_grad=True)
@@ -128,13 +128,11 @@ def concat_trick_comparison(name: str, repeats: int) -> dict:
     joint_weight = torch.cat([layer.weight for layer in mlp.first], dim=1).detach().requires_grad_()
 
     def with_trick() -> None:
-        a = mlp.project(0, edges) + gather(mlp.project(1, nodes), senders, index.sender_counts,
-                                           index.sender_order)
-        mlp.finish(a + gather(mlp.project(2, nodes), receivers, index.receiver_counts)).sum().backward()
+        a = mlp.project(0, edges) + gather(mlp.project(1, nodes), senders)
+        mlp.finish(a + gather(mlp.project(2, nodes), receivers)).sum().backward()
 
     def without_trick() -> None:
-        joint = torch.cat([edges, gather(nodes, senders, index.sender_counts, index.sender_order),
-                           gather(nodes, receivers, index.receiver_counts)], dim=-1)
+        joint = torch.cat([edges, gather(nodes, senders), gather(nodes, receivers)], dim=-1)
         mlp.finish(F.linear(joint, joint_weight, mlp.first[0].bias)).sum().backward()
 
     return {"config": name, "edge_mlp_concat_trick_s": _median_time(with_trick, repeats),

@@ -82,9 +82,9 @@ class GridMeshGNN(nn.Module):
         self._edge_index_names: dict[str, list[str]] = {}
         for name, edge_type in _EDGE_SETS.items():
             senders, receivers = graph[edge_type].edge_index
-            num_senders, num_receivers = graph[edge_type[0]].num_nodes, graph[edge_type[2]].num_nodes
-            order = torch.argsort(receivers * num_senders + senders)  # the order EdgeIndex sorts into
-            index = EdgeIndex.from_edges(senders, receivers, num_senders, num_receivers)
+            num_senders = graph[edge_type[0]].num_nodes
+            order = EdgeIndex.receiver_order(senders, receivers, num_senders)
+            index = EdgeIndex(senders[order].contiguous(), receivers[order].contiguous())
             self._edge_index_names[name] = [f"{name}_{field}" for field in EdgeIndex._fields]
             for buffer, value in zip(self._edge_index_names[name], index, strict=True):
                 self.register_buffer(buffer, value, persistent=False)

@@ -2,18 +2,21 @@
 
 Node and edge latents are (batch, items, channels). A graph's index tensors are shared by the
 whole batch: gathers and scatters work on the flattened (batch·items, channels) view with
-per-sample index offsets, so no per-sample copy of the graph is ever made. A latent that does not
+per-sample index offsets, so no per-sample copy of the graph is ever made. Gathers are
+``index_select`` and sums over incoming edges are ``index_add`` on receiver-sorted edges (autograd
+differentiates both natively: each one's backward is the other). A latent that does not
 depend on the sample (e.g. the embedding of static edge features) keeps batch size 1 and
 broadcasts.
 
 Every MLP here is GraphCast's: Linear → SiLU → Linear → LayerNorm, with one hidden layer of the
 latent width. Its first linear is split per input part (the PhysicsNeMo "concat trick"): for an
 edge MLP on concat(e, v_sender, v_receiver),
-    W·[e, v_s, v_r] = W_e·e + (W_s·v)[sender] + (W_r·v)[receiver],
-so the node parts cost one matmul per node instead of per edge. The tail
+    W·[e, v_s, v_r] + b = W_e·e + (W_s·v)[sender] + (W_r·v + b)[receiver],
+so the node parts (and the bias) cost one matmul per node instead of per edge. The tail
     out = LN(W₂·silu(a) + b₂) ⊙ (1 + scale) + shift
-runs as one autograd function that keeps only a and the normalized output for the backward pass
-(recomputing silu(a)), half the activation memory of the unfused chain.
+runs as one autograd function that keeps only a, the pre-norm W₂·silu(a) + b₂ and the row
+statistics for the backward pass (recomputing silu(a)), half the activation memory of the unfused
+chain. Nothing is added in place into a view (autograd would copy the whole tensor back).
 """
 
 from typing import NamedTuple
@@ -24,42 +27,38 @@ from torch import Tensor, nn
 
 
 class _SiLULinearNorm(torch.autograd.Function):
-    """out = LN(silu(a) Wᵀ + b) ⊙ (1 + scale) + shift, LN without affine; fp32 statistics."""
+    """out = LN(silu(a) Wᵀ + b) ⊙ (1 + scale) + shift, LN without affine; fp32 statistics.
+
+    Saves a, the pre-norm y and the row statistics; the backward recomputes silu(a) and uses
+    ATen's fused LayerNorm backward.
+    """
 
     @staticmethod
     def forward(ctx, a: Tensor, weight: Tensor, bias: Tensor, scale: Tensor | None,
                 shift: Tensor | None, eps: float) -> Tensor:
         y = F.linear(F.silu(a), weight, bias)
         y = y.to(torch.promote_types(y.dtype, torch.float32))  # statistics in ≥ fp32
-        normed, _, rstd = torch.native_layer_norm(y, [y.shape[-1]], None, None, eps)
-        del y
+        normed, mean, rstd = torch.native_layer_norm(y, [y.shape[-1]], None, None, eps)
         out = normed if scale is None else torch.addcmul(shift, normed, 1.0 + scale)
-        ctx.save_for_backward(a, normed, rstd, weight, scale)
+        ctx.save_for_backward(a, y, mean, rstd, weight, scale)
         ctx.has_modulation = scale is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        a, normed, rstd, weight, scale = ctx.saved_tensors
-        g = grad_out.to(normed.dtype)
-        width = normed.shape[-1]
+        a, y, mean, rstd, weight, scale = ctx.saved_tensors
+        g = grad_out.to(y.dtype)
+        width = y.shape[-1]
         d_scale = d_shift = None
         if ctx.has_modulation:
-            gain = (1.0 + scale).transpose(1, 2)  # (B, L, 1)
-            g_normed = g * normed
-            d_scale = g_normed.sum(dim=1, keepdim=True).to(scale.dtype)
+            normed = (y - mean).mul_(rstd)
+            d_scale = (g * normed).sum(dim=1, keepdim=True).to(scale.dtype)
             d_shift = g.sum(dim=1, keepdim=True).to(scale.dtype)
-            # row means of g·(1 + scale) and g·(1 + scale)·x̂ as matrix-vector products
-            mean_g = torch.matmul(g, gain).div_(width)
-            mean_gx = torch.matmul(g_normed, gain).div_(width)
-            del g_normed
+            del normed
             g = g * (1.0 + scale)
-        else:
-            mean_g = g.mean(dim=-1, keepdim=True)
-            mean_gx = (g * normed).mean(dim=-1, keepdim=True)
-        # LayerNorm backward: dy = rstd·(g − mean(g) − x̂·mean(g·x̂))
-        dy = torch.addcmul(g - mean_g, normed, mean_gx, value=-1.0).mul_(rstd)
-        del g, mean_g, mean_gx
+        dy = torch.ops.aten.native_layer_norm_backward(g, y, [width], mean, rstd, None, None,
+                                                       [True, False, False])[0]
+        del g
         d_bias = dy.sum(dim=tuple(range(dy.ndim - 1))).to(weight.dtype)
         dy = dy.to(a.dtype).reshape(-1, width)
         hidden = F.silu(a).reshape(-1, a.shape[-1])
@@ -67,6 +66,18 @@ class _SiLULinearNorm(torch.autograd.Function):
         del hidden
         d_a = torch.ops.aten.silu_backward((dy @ weight.to(a.dtype)).view(a.shape), a)
         return d_a, d_weight, d_bias, d_scale, d_shift, None
+
+
+def add_projection(base: Tensor, x: Tensor, weight: Tensor) -> Tensor:
+    """base + x·Wᵀ: (B, M, L), (B|1, M, K), (L, K) → (B, M, L), out of place.
+
+    Aligned shapes take one ``addmm`` that accumulates into a copy of base. In-place adds on the
+    views that ``linear`` returns would make autograd copy whole tensors back (CopySlices).
+    """
+    if base.shape[:-1] != x.shape[:-1]:
+        return base + F.linear(x, weight)
+    flat = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), weight.t())
+    return flat.view(base.shape)
 
 
 class SplitMLP(nn.Module):
@@ -107,32 +118,30 @@ class SplitMLP(nn.Module):
         """The MLP on concat(parts) for parts that are already aligned item by item."""
         a = self.project(0, parts[0])
         for i, part in enumerate(parts[1:], start=1):
-            a = _accumulate(a, self.project(i, part))
+            a = add_projection(a, part, self.first[i].weight)
         return self.finish(a, condition)
 
 
 class EdgeIndex(NamedTuple):
-    """Index tensors of one edge set, edges sorted by receiver.
+    """Index tensors of one edge set, sorted by receiver: senders, receivers (E,) int64.
 
-    senders, receivers: (E,) int64; sender_order: (E,) stable argsort of senders;
-    sender_counts: (N_s,) and receiver_counts: (N_r,) edges per node (``bincount``).
+    Sorting by receiver makes the sum over incoming edges (``index_add_``) walk its output rows in
+    order, about twice as fast as an unsorted sum on CPU.
     """
 
     senders: Tensor
     receivers: Tensor
-    sender_order: Tensor
-    sender_counts: Tensor
-    receiver_counts: Tensor
+
+    @staticmethod
+    def receiver_order(senders: Tensor, receivers: Tensor, num_senders: int) -> Tensor:
+        """The permutation (E,) that sorts edges by receiver, then sender (apply it to edge features too)."""
+        return torch.argsort(receivers * num_senders + senders)
 
     @classmethod
-    def from_edges(cls, senders: Tensor, receivers: Tensor, num_senders: int,
-                   num_receivers: int) -> "EdgeIndex":
-        """Sort (senders, receivers) by receiver and precompute the segment tables."""
-        order = torch.argsort(receivers * num_senders + senders)
-        senders, receivers = senders[order].contiguous(), receivers[order].contiguous()
-        return cls(senders, receivers, torch.argsort(senders, stable=True),
-                   torch.bincount(senders, minlength=num_senders),
-                   torch.bincount(receivers, minlength=num_receivers))
+    def from_edges(cls, senders: Tensor, receivers: Tensor, num_senders: int) -> "EdgeIndex":
+        """(senders, receivers) sorted by ``receiver_order``."""
+        order = cls.receiver_order(senders, receivers, num_senders)
+        return cls(senders[order].contiguous(), receivers[order].contiguous())
 
 
 def _flat_index(index: Tensor, batch: int, num: int) -> Tensor:
@@ -143,72 +152,27 @@ def _flat_index(index: Tensor, batch: int, num: int) -> Tensor:
     return (index[None] + offsets).reshape(-1)
 
 
-def _segment_sum(rows: Tensor, counts: Tensor, batch: int) -> Tensor:
-    """Sums of consecutive row segments: (batch·Σcounts, C) → (batch·len(counts), C); empty → 0.
+def gather(x: Tensor, index: Tensor) -> Tensor:
+    """Rows of x at index, per sample: (B, N, C), (E,) → (B, E, C), through the flat view with offsets.
 
-    ``segment_reduce`` over sorted segments is much faster on CPU than ``index_add_``, whose
-    multi-threaded path expands the index to the full (rows, C) shape.
-    """
-    lengths = counts if batch == 1 else counts.repeat(batch)
-    return torch.segment_reduce(rows, "sum", lengths=lengths, axis=0)
-
-
-class _Gather(torch.autograd.Function):
-    """rows = table[index] (table (B·N, C)); the backward sums the rows' gradients per table row as
-    segment sums (after sorting the rows by index when ``order`` is given)."""
-
-    @staticmethod
-    def forward(ctx, table: Tensor, index: Tensor, order: Tensor | None, counts: Tensor,
-                batch: int) -> Tensor:
-        ctx.save_for_backward(order, counts)
-        ctx.batch = batch
-        return table.index_select(0, index)
-
-    @staticmethod
-    def backward(ctx, grad_rows: Tensor):
-        order, counts = ctx.saved_tensors
-        if order is not None:
-            grad_rows = grad_rows.index_select(0, _flat_index(order, ctx.batch, order.shape[0]))
-        return _segment_sum(grad_rows, counts, ctx.batch), None, None, None, None
-
-
-class _SumByReceiver(torch.autograd.Function):
-    """Segment sums of messages sorted by receiver; the backward gathers by receiver."""
-
-    @staticmethod
-    def forward(ctx, messages: Tensor, index: Tensor, counts: Tensor, batch: int) -> Tensor:
-        ctx.save_for_backward(index)
-        return _segment_sum(messages, counts, batch)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        (index,) = ctx.saved_tensors
-        return grad_out.index_select(0, index), None, None, None
-
-
-def gather(x: Tensor, index: Tensor, counts: Tensor, order: Tensor | None = None) -> Tensor:
-    """Rows of x at index, per sample: (B, N, C), (E,) → (B, E, C) through the flat view with offsets.
-
-    counts: (N,) ``bincount(index)``; order: stable argsort of index, or None if index is sorted.
+    Autograd's backward of ``index_select`` is an ``index_add_`` into zeros: the sum over edges.
     """
     batch, num, channels = x.shape
-    flat = _flat_index(index, batch, num)
-    rows = _Gather.apply(x.reshape(batch * num, channels), flat, order, counts, batch)
+    rows = x.reshape(batch * num, channels).index_select(0, _flat_index(index, batch, num))
     return rows.view(batch, -1, channels)
 
 
-def sum_by_receiver(messages: Tensor, index: Tensor, counts: Tensor) -> Tensor:
-    """Σ over edges of messages into their receivers: (B, E, C), sorted index (E,), counts (N_r,)
-    → (B, N_r, C)."""
+def sum_by_receiver(messages: Tensor, receivers: Tensor, num_receivers: int) -> Tensor:
+    """Σ over edges of messages into their receivers: (B, E, C), (E,) → (B, N_r, C); 0 where none.
+
+    ``index_add_`` beats ``segment_reduce`` by ~10× and ``scatter_add_`` by a little on CPU (sorted
+    receivers); its backward is a gather by receiver.
+    """
     batch, num_edges, channels = messages.shape
-    flat = _flat_index(index, batch, counts.shape[0])
-    out = _SumByReceiver.apply(messages.reshape(batch * num_edges, channels), flat, counts, batch)
-    return out.view(batch, counts.shape[0], channels)
-
-
-def _accumulate(total: Tensor, term: Tensor) -> Tensor:
-    """total + term, in place when the shapes allow (total must be a fresh, unsaved tensor)."""
-    return total.add_(term) if total.shape == term.shape else total + term
+    out = messages.new_zeros(batch * num_receivers, channels)
+    out = out.index_add(0, _flat_index(receivers, batch, num_receivers),
+                        messages.reshape(batch * num_edges, channels))
+    return out.view(batch, num_receivers, channels)
 
 
 class InteractionNetwork(nn.Module):
@@ -230,12 +194,14 @@ class InteractionNetwork(nn.Module):
     def forward(self, senders_latent: Tensor, receivers_latent: Tensor, edges_latent: Tensor,
                 edges: EdgeIndex, condition: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         mlp = self.edge_mlp
-        from_senders = gather(mlp.project(1, senders_latent), edges.senders, edges.sender_counts,
-                              edges.sender_order)
-        a = _accumulate(mlp.project(0, edges_latent), from_senders)
-        a = _accumulate(a, gather(mlp.project(2, receivers_latent), edges.receivers, edges.receiver_counts))
+        edge_part, sender_part, receiver_part = mlp.first
+        # the concat trick: node terms (and the bias) per node, gathered per edge
+        from_senders = gather(F.linear(senders_latent, sender_part.weight), edges.senders)
+        from_receivers = gather(F.linear(receivers_latent, receiver_part.weight, edge_part.bias),
+                                edges.receivers)
+        a = add_projection(from_senders + from_receivers, edges_latent, edge_part.weight)
         edges_latent = edges_latent + mlp.finish(a, condition)
-        aggregated = sum_by_receiver(edges_latent, edges.receivers, edges.receiver_counts)
+        aggregated = sum_by_receiver(edges_latent, edges.receivers, receivers_latent.shape[1])
         receivers_latent = receivers_latent + self.receiver_mlp(receivers_latent, aggregated,
                                                                 condition=condition)
         if self.sender_mlp is not None:

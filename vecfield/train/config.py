@@ -79,7 +79,7 @@ class TrainerConfig:
     tensorboard: bool = False
     progress_bar: bool = True
     resume: bool = True
-    cpu_mmap_threshold: int | None = 65536
+    cpu_mmap_threshold: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run_dir, str) or not self.run_dir:
