@@ -6,12 +6,16 @@ Configurations (grid 32×64 = WeatherBench2's 5.625° without poles, 8 processor
 For each configuration, in a fresh subprocess (so peak RSS is clean): parameter count, median
 forward time, median forward + backward + AdamW step time, peak RSS, the FLOPs of one step
 (torch's FlopCounterMode) and the achieved GFLOP/s against a dense matmul doing the same FLOPs in
-the same process (the roofline ratio). In the same run it times the edge MLP with and without
-PhysicsNeMo's concat trick, the graph build at r = 6 on the 0.25° grid and its cache load.
+the same process (the roofline ratio). With ``--compile`` each configuration is measured a second time,
+in its own fresh process, as ``torch.compile`` (inductor) compiles it, with the compile time (the
+first step) reported apart; ``TrainerConfig.compile`` trains the same way. In the same run it
+times the edge MLP with and without PhysicsNeMo's concat trick, the graph build at r = 6 on the
+0.25° grid and its cache load.
 Peers' figures (measured separately on the same 2-core machine, from issue 4) are printed
 alongside with the ratios.
 
     PYTHONPATH=. python benchmarks/gnn_step.py            # full run
+    PYTHONPATH=. python benchmarks/gnn_step.py --compile  # plus torch.compile'd steps
     PYTHONPATH=. python benchmarks/gnn_step.py --quick    # CI smoke test (< 1 min)
 
 Results go to benchmarks/results/gnn_step.json (written atomically).
@@ -76,8 +80,8 @@ def _dense_gflops(flops: float, repeats: int) -> float:
     return 2 * n**3 * count / _median_time(chain, repeats, warmup=1) / 1e9
 
 
-def measure_config(name: str, repeats: int) -> dict:
-    """All figures of one configuration; meant to run in a fresh process."""
+def measure_config(name: str, repeats: int, compiled: bool = False) -> dict:
+    """All figures of one configuration, eager or ``torch.compile``'d; meant to run in a fresh process."""
     torch.manual_seed(0)
     config = CONFIGS[name]
     low, high = config["mesh_levels"]
@@ -87,16 +91,20 @@ def measure_config(name: str, repeats: int) -> dict:
     x = torch.randn(BATCH, graph["grid"].num_nodes, IN_CHANNELS)
     target = torch.randn(BATCH, graph["grid"].num_nodes, OUT_CHANNELS)
     t = torch.rand(BATCH)
+    model = torch.compile(net) if compiled else net
 
     def forward() -> None:
         with torch.no_grad():
-            net(x, t)
+            model(x, t)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        F.mse_loss(net(x, t), target).backward()
+        F.mse_loss(model(x, t), target).backward()
         optimizer.step()
 
+    start = time.perf_counter()
+    step()  # for a compiled model: the training graph's compilation
+    first_step_s = time.perf_counter() - start
     forward_s = _median_time(forward, repeats)
     step_s = _median_time(step, repeats)
     with FlopCounterMode(display=False) as counter:
@@ -104,7 +112,8 @@ def measure_config(name: str, repeats: int) -> dict:
     flops = counter.get_total_flops()
     dense = _dense_gflops(flops, max(3, repeats // 2))
     return {
-        "config": name, "grid_nodes": graph["grid"].num_nodes, "mesh_nodes": graph["mesh"].num_nodes,
+        "config": name, "mode": "compiled" if compiled else "eager", "first_step_s": first_step_s,
+        "grid_nodes": graph["grid"].num_nodes, "mesh_nodes": graph["mesh"].num_nodes,
         "mesh_edges": graph["mesh", "to", "mesh"].num_edges, "latent": config["latent"],
         "parameters": sum(p.numel() for p in net.parameters()),
         "forward_s": forward_s, "step_s": step_s, "step_gflop": flops / 1e9,
@@ -175,20 +184,25 @@ def _print_table(results: dict) -> None:
     malloc = results["mmap_threshold"]
     print(f"\nGridMeshGNN training step (median; {results['configs'][0]['threads']} threads; fp32; glibc "
           f"{'default malloc' if malloc is None else f'mmap threshold {malloc} B, as the Trainer sets it'})")
-    head = (f"{'config':<7}{'params':>11}{'forward':>10}{'step':>10}{'peak RSS':>10}{'GFLOP/step':>12}"
-            f"{'GFLOP/s':>9}{'dense':>8}{'roofline':>10}")
+    head = (f"{'config':<7}{'mode':<10}{'params':>11}{'forward':>10}{'step':>10}{'peak RSS':>10}"
+            f"{'GFLOP/step':>12}{'GFLOP/s':>9}{'dense':>8}{'roofline':>10}")
     print(head)
     for r in results["configs"]:
-        print(f"{r['config']:<7}{r['parameters']:>11,}{r['forward_s'] * 1e3:>8.0f}ms"
+        print(f"{r['config']:<7}{r['mode']:<10}{r['parameters']:>11,}{r['forward_s'] * 1e3:>8.0f}ms"
               f"{r['step_s'] * 1e3:>8.0f}ms"
               f"{r['peak_rss_gb']:>8.2f}GB{r['step_gflop']:>12.1f}{r['achieved_gflops']:>9.1f}"
               f"{r['dense_matmul_gflops']:>8.1f}{r['roofline_ratio']:>10.2f}")
+    for r in results["configs"]:
+        if r["mode"] == "compiled":
+            print(f"config {r['config']}: torch.compile's first step (compilation) took "
+                  f"{r['first_step_s']:.0f} s")
     print("\nPeers (fwd+bwd on this machine, from issue 4) and our ratio (goal: time ≤ 0.5×, RSS ≤ 0.7×)")
-    print(f"{'peer':<46}{'config':>7}{'time':>9}{'RSS':>8}{'ours/peer time':>16}{'ours/peer RSS':>15}")
+    print(f"{'peer':<46}{'config':>7}{'mode':>10}{'time':>9}{'RSS':>8}{'ours/peer time':>16}"
+          f"{'ours/peer RSS':>15}")
     for peer, figures in PEERS.items():
         for r in results["configs"]:
             peer_time, peer_rss = figures[r["config"]]
-            print(f"{peer:<46}{r['config']:>7}{peer_time:>8.3f}s{peer_rss:>6.1f}GB"
+            print(f"{peer:<46}{r['config']:>7}{r['mode']:>10}{peer_time:>8.3f}s{peer_rss:>6.1f}GB"
                   f"{r['step_s'] / peer_time:>16.2f}{r['peak_rss_gb'] / peer_rss:>15.2f}")
     trick = results["concat_trick"]
     print(f"\nEdge MLP fwd+bwd (config {trick['config']}): concat trick "
@@ -210,6 +224,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per figure (default 7, quick 2)")
     parser.add_argument("--worker", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true",
+                        help="also measure every configuration under torch.compile (about 1.5 min of "
+                             "compilation per configuration here)")
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated configurations to measure (default %(default)s)")
     parser.add_argument("--mmap-threshold", type=int, default=TrainerConfig.cpu_mmap_threshold,
                         help="fix glibc's mmap threshold at BYTES in the configurations' processes, as "
                              "vecfield.train.Trainer does on CPU (default: the Trainer's, %(default)s)")
@@ -223,14 +243,18 @@ def main() -> None:
     if args.worker:
         if args.mmap_threshold is not None:
             set_mmap_threshold(args.mmap_threshold)
-        print(json.dumps(measure_config(args.worker, repeats)))
+        print(json.dumps(measure_config(args.worker, repeats, compiled=args.compiled)))
         return
-    names = ["S"] if args.quick else list(CONFIGS)
+    names = ["S"] if args.quick else args.configs.split(",")
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; choose from {sorted(CONFIGS)}")
+    modes = [[], ["--compiled"]] if args.compile and not args.quick else [[]]
     results = {
         "quick": args.quick,
         "mmap_threshold": args.mmap_threshold,
-        "configs": [_in_subprocess(["--worker", name, "--repeats", str(repeats)], args.mmap_threshold)
-                    for name in names],
+        "configs": [_in_subprocess(["--worker", name, "--repeats", str(repeats), *mode], args.mmap_threshold)
+                    for name in names for mode in modes],
         "concat_trick": concat_trick_comparison("S" if args.quick else "M", repeats),
         "graph": graph_timings(1.0, 5) if args.quick else graph_timings(0.25, 6),
         "peers": {peer: {c: {"step_s": v[0], "peak_rss_gb": v[1]} for c, v in f.items()}
