@@ -166,7 +166,7 @@ def graph_timings(resolution: float, max_level: int) -> dict:
 
 def _in_subprocess(args: list[str], mmap_threshold: int | None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    if mmap_threshold is not None:  # what the Trainer does on CPU (vecfield/train/allocator.py)
+    if mmap_threshold is not None:  # as TrainerConfig.cpu_mmap_threshold does (vecfield/train/allocator.py)
         args = [*args, "--mmap-threshold", str(mmap_threshold)]
     result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env,
                             check=True)
@@ -183,7 +183,7 @@ def _write_json(results: dict, path: Path) -> None:
 def _print_table(results: dict) -> None:
     malloc = results["mmap_threshold"]
     print(f"\nGridMeshGNN training step (median; {results['configs'][0]['threads']} threads; fp32; glibc "
-          f"{'default malloc' if malloc is None else f'mmap threshold {malloc} B, as the Trainer sets it'})")
+          f"{'default malloc' if malloc is None else f'mmap threshold {malloc} B'})")
     head = (f"{'config':<7}{'mode':<10}{'params':>11}{'forward':>10}{'step':>10}{'peak RSS':>10}"
             f"{'GFLOP/step':>12}{'GFLOP/s':>9}{'dense':>8}{'roofline':>10}")
     print(head)
@@ -232,7 +232,8 @@ def main() -> None:
                         help="comma-separated configurations to measure (default %(default)s)")
     parser.add_argument("--mmap-threshold", type=int, default=TrainerConfig.cpu_mmap_threshold,
                         help="fix glibc's mmap threshold at BYTES in the configurations' processes, as "
-                             "vecfield.train.Trainer does on CPU (default: the Trainer's, %(default)s)")
+                             "TrainerConfig.cpu_mmap_threshold does on CPU (default: the Trainer's, "
+                             "%(default)s = glibc's own)")
     parser.add_argument("--glibc-default-malloc", action="store_true",
                         help="leave glibc's dynamic mmap threshold alone (for comparison)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "gnn_step.json")
