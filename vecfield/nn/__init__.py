@@ -1,10 +1,11 @@
 """Backbones implementing the vector-field call ``(x_t, t, cond) -> Tensor``."""
 
 from vecfield.nn.cnn import ConvNet
-from vecfield.nn.embeddings import SinusoidalEmbedding
+from vecfield.nn.embeddings import FourierFeatures, SinusoidalEmbedding
 from vecfield.nn.gnn import GridMeshGNN
 from vecfield.nn.message_passing import InteractionNetwork, SplitMLP
 from vecfield.nn.mlp import MLP
 from vecfield.nn.unet import UNet
 
-__all__ = ["MLP", "ConvNet", "GridMeshGNN", "InteractionNetwork", "SinusoidalEmbedding", "SplitMLP", "UNet"]
+__all__ = ["MLP", "ConvNet", "FourierFeatures", "GridMeshGNN", "InteractionNetwork", "SinusoidalEmbedding",
+           "SplitMLP", "UNet"]

@@ -5,14 +5,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from vecfield.nn.embeddings import SinusoidalEmbedding
+from vecfield.nn.embeddings import FourierFeatures, SinusoidalEmbedding
 
 
 class MLP(nn.Module):
     """Vector field on vectors: ``(x_t: (B, D), t: (B,) | None, cond) -> (B, out_features)``.
 
-    The input is ``concat(x_t, emb(t), emb(cond))`` followed by ``depth`` hidden layers of
-    ``hidden_features`` units with SiLU and a linear output.
+    The input is ``concat(γ(x_t), emb(t), emb(cond))`` followed by ``depth`` hidden layers of
+    ``hidden_features`` units with SiLU and a linear output. γ is the identity, or with
+    ``fourier_features = K > 0`` the random Fourier features [x, sin(2πxB), cos(2πxB)] with
+    B ~ N(0, fourier_scale²)^{D×K} (:class:`FourierFeatures`), which sharpen low-dimensional fields.
 
     Conditions (choose at most one kind):
       - ``num_classes = K``: ``cond`` is a LongTensor (B,) of labels in [0, K]; K is the null
@@ -34,6 +36,8 @@ class MLP(nn.Module):
         cond_features: int = 0,
         activation: Literal["silu", "relu", "gelu", "tanh"] = "silu",
         zero_init_output: bool = False,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if num_classes and cond_features:
@@ -47,9 +51,15 @@ class MLP(nn.Module):
         self.out_features = out_features if out_features is not None else features
         self.num_classes = num_classes
         self.cond_features = cond_features
+        if fourier_features < 0:
+            raise ValueError(f"fourier_features must be ≥ 0, got {fourier_features}")
+        self.fourier = None
+        if fourier_features:
+            self.fourier = FourierFeatures(features, fourier_features, fourier_scale)
         self.time_embedding = SinusoidalEmbedding(time_features) if time_features else None
         self.class_embedding = nn.Embedding(num_classes + 1, hidden_features) if num_classes else None
-        width_in = features + time_features + cond_features + (hidden_features if num_classes else 0)
+        x_width = self.fourier.out_features if self.fourier is not None else features
+        width_in = x_width + time_features + cond_features + (hidden_features if num_classes else 0)
         layers: list[nn.Module] = []
         for i in range(depth):
             layers += [
@@ -66,7 +76,7 @@ class MLP(nn.Module):
         if x_t.ndim != 2 or x_t.shape[1] != self.features:
             raise ValueError(f"expected x_t of shape (batch, {self.features}), got {tuple(x_t.shape)}")
         batch = x_t.shape[0]
-        parts = [x_t]
+        parts = [self.fourier(x_t) if self.fourier is not None else x_t]
         if self.time_embedding is not None:
             if t is None or t.shape != (batch,):
                 got = None if t is None else tuple(t.shape)
