@@ -1,12 +1,14 @@
 """Building a training dataset: content, chunking, statistics, provenance, resume and bad input."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 import xarray as xr
 import yaml
 import zarr
+from zarr.errors import ZarrUserWarning
 
 from vecfield.config import to_dict
 from vecfield.data import build as build_module
@@ -80,10 +82,15 @@ def test_build_resumes_without_redoing_finished_blocks(dataset_config, tmp_path,
         build_dataset(config, progress=False)
     assert not (tmp_path / "out" / "train.zarr").exists()
     assert (tmp_path / "out" / "train.zarr.partial").exists()
+    marker = tmp_path / "out" / "train.zarr.partial.progress.json"
+    assert json.loads(marker.read_text())["blocks_done"] == [0]  # beside the store, not inside it
     calls.clear()
     interrupt.append(False)
-    build_dataset(config, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZarrUserWarning)  # zarr warns about any foreign file in a store
+        build_dataset(config, progress=False)
     assert calls == [4, 8]  # block 0 was kept; blocks 1 and 2 written now
+    assert not marker.exists()
     resumed = xr.open_zarr(tmp_path / "out" / "train.zarr").load()
     xr.testing.assert_identical(resumed.drop_attrs(), xr.open_zarr(built).load().drop_attrs())
 

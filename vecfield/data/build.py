@@ -9,9 +9,10 @@ from what was written; store them (groups ``statistics/*``) with the provenance 
 time range, code version) in the root attributes; consolidate the metadata.
 
 Safety: the dataset is written to ``<output>.partial`` and renamed only when complete, so the
-output path never holds a half-built dataset. The partial store records finished time blocks in
-``progress.json``; running the same config again resumes after the last finished block. A
-partial store from a different config is never mixed in (error).
+output path never holds a half-built dataset. Finished time blocks are recorded beside the partial
+store, in ``<output>.partial.progress.json`` (outside it: zarr warns about any foreign file in a
+store); running the same config again resumes after the last finished block. A partial store from
+a different config is never mixed in (error).
 """
 
 import dataclasses
@@ -42,7 +43,6 @@ from vecfield.data.regrid import crop_area, regrid
 from vecfield.data.sources import open_dataset
 from vecfield.data.statistics import compute_statistics, write_statistics
 
-PROGRESS_FILE = "progress.json"
 _TISR = "toa_incident_solar_radiation"
 
 
@@ -204,6 +204,11 @@ def _check_output(output: Path) -> Path:
         raise ValueError(
             f"the output folder {folder} is not writable ({error.strerror}); choose another dataset.output"
         ) from error
+    return _partial_path(output)
+
+
+def _partial_path(output: Path) -> Path:
+    """Where ``output`` is built before it is renamed into place."""
     return output.with_name(output.name + ".partial")
 
 
@@ -237,6 +242,11 @@ def _forcing_template(state: xr.Dataset) -> xr.Dataset:
     )
 
 
+def _progress_file(temp: Path) -> Path:
+    """The record of finished blocks of the partial store ``temp``, kept beside it."""
+    return temp.with_name(temp.name + ".progress.json")
+
+
 def _initialize(
     temp: Path, state: xr.Dataset, static: xr.Dataset, config: DatasetConfig, digest: str
 ) -> None:
@@ -246,7 +256,7 @@ def _initialize(
     template = template.merge(static)
     template.attrs = {"vecfield_config_hash": digest}
     template.to_zarr(temp, mode="w", compute=False, zarr_format=2, consolidated=False)
-    _write_json(temp / PROGRESS_FILE, {"config_hash": digest, "blocks_done": []})
+    _write_json(_progress_file(temp), {"config_hash": digest, "blocks_done": []})
 
 
 def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
@@ -272,7 +282,7 @@ def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
     digest = _config_hash(config)
     done: set[int] = set()
     if temp.exists():
-        marker = temp / PROGRESS_FILE
+        marker = _progress_file(temp)
         recorded = json.loads(marker.read_text()) if marker.is_file() else {}
         if recorded.get("config_hash") != digest:
             raise ValueError(
@@ -307,7 +317,7 @@ def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
             values = values.merge(compute_forcings(times, lat, lon))
         _write_block(temp, values, index)
         done.add(number)
-        _write_json(temp / PROGRESS_FILE, {"config_hash": digest, "blocks_done": sorted(done)})
+        _write_json(_progress_file(temp), {"config_hash": digest, "blocks_done": sorted(done)})
     written = xr.open_zarr(temp, consolidated=False)
     write_statistics(temp, compute_statistics(written, config.splits.train))
     provenance = {
@@ -323,7 +333,7 @@ def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     zarr.open_group(str(temp), mode="a", zarr_format=2).attrs.update(provenance)
-    (temp / PROGRESS_FILE).unlink()
+    _progress_file(temp).unlink()
     zarr.consolidate_metadata(str(temp), zarr_format=2)
     os.replace(temp, output)
     return output
@@ -331,6 +341,7 @@ def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
 
 def discard_partial(config: DatasetConfig) -> None:
     """Delete an unfinished ``<output>.partial`` store (to restart a build from scratch)."""
-    temp = Path(config.output).with_name(Path(config.output).name + ".partial")
+    temp = _partial_path(Path(config.output))
     if temp.exists():
         shutil.rmtree(temp)
+    _progress_file(temp).unlink(missing_ok=True)
