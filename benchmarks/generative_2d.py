@@ -1,12 +1,15 @@
 """2-D generative benchmark: sample quality against NFE, held-out NLL, and torchcfm side by side.
 
-    python benchmarks/generative_2d.py            # full: 6,000 steps per method, ≈ 15–20 min on 2 quiet cores
+    python benchmarks/generative_2d.py            # full: 20,000 steps per method, ≈ 15 min/dataset/core
     python benchmarks/generative_2d.py --quick    # CI smoke run (< 1 min)
 
-Every method trains the same MLP (vecfield.nn.MLP, 3 × 128 SiLU, sinusoidal time) for the same
-number of steps (Adam, cosine learning rate, batch 256, EMA min(0.999, 1 − 10/steps) for sampling),
-on ``--threads`` intra-op threads (default 1: the models are too small to gain from more, and on
-shared cores a second OpenMP thread spinning for the other makes every step many times slower):
+Every method trains the same MLP (vecfield.nn.MLP, 3 × 128 SiLU, sinusoidal time, 64 random Fourier
+features of x at scale 0.5) for the same number of steps (Adam, cosine learning rate, batch
+``--batch`` = 1024, EMA min(0.999, 1 − 10/steps) for sampling). OT-FM alone trains on batches of
+``--ot-batch`` = 256: its exact assignment is O(n³) (≈ 11 ms per step at 256, ≈ 380 ms at 1024),
+so a 1024 batch would cost it 2 h per dataset. Everything runs on ``--threads`` intra-op threads
+(default 1: the models are too small to gain from more, and on shared cores a second OpenMP thread
+spinning for the other makes every step many times slower):
   - FM: flow matching (CondOT, velocity), sampled with Euler and Heun;
   - OT-FM: the same with minibatch exact OT coupling, sampled with Heun;
   - DDPM: ε-prediction on the 1000-step table, sampled ancestrally and with DDIM;
@@ -43,19 +46,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def make_net() -> MLP:
-    return MLP(2, hidden_features=128, depth=3)
+    return MLP(2, hidden_features=128, depth=3, fourier_features=64, fourier_scale=0.5)
 
 
 def train(loss_fn: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Module, dataset: str, steps: int,
-          seed: int, clock: Callable[[], float] = time.perf_counter) -> tuple[torch.nn.Module, float]:
-    """Adam + cosine schedule on fresh batches of 256; returns the EMA copy and training steps/s."""
+          seed: int, batch: int, clock: Callable[[], float] = time.perf_counter
+          ) -> tuple[torch.nn.Module, float]:
+    """Adam + cosine schedule on fresh batches of ``batch``; returns the EMA copy and training steps/s."""
     optimizer = torch.optim.Adam(module.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     ema = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(min(0.999, 1 - 10 / steps)))
     data = torch.Generator().manual_seed(seed)
     start = clock()
     for _ in range(steps):
-        loss = loss_fn(sample_toy(dataset, 256, data))
+        loss = loss_fn(sample_toy(dataset, batch, data))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -79,7 +83,7 @@ def torchcfm_loss(net: MLP) -> Callable[[torch.Tensor], torch.Tensor] | None:
     return loss
 
 
-def interleaved_speed(dataset: str, rounds: int, block: int, seed: int) -> dict[str, float]:
+def interleaved_speed(dataset: str, rounds: int, block: int, seed: int, batch: int) -> dict[str, float]:
     """Median training steps/s of FM (ours) and torchcfm, alternating blocks of steps so that both
     see the same machine load (the cores here are shared). Same MLP, optimizer and EMA.
     Keys ``fm``/``torchcfm``: wall-clock steps/s; ``*_cpu``: steps per second of process CPU time."""
@@ -92,8 +96,9 @@ def interleaved_speed(dataset: str, rounds: int, block: int, seed: int) -> dict[
     timings: dict[str, list[float]] = {"fm": [], "torchcfm": [], "fm_cpu": [], "torchcfm_cpu": []}
     for _ in range(rounds):
         for key, loss_fn, module in (("fm", ours.loss, ours), ("torchcfm", theirs_loss, theirs)):
-            timings[key].append(train(loss_fn, module, dataset, block, seed)[1])
-            timings[f"{key}_cpu"].append(train(loss_fn, module, dataset, block, seed, time.process_time)[1])
+            timings[key].append(train(loss_fn, module, dataset, block, seed, batch)[1])
+            timings[f"{key}_cpu"].append(train(loss_fn, module, dataset, block, seed, batch,
+                                               time.process_time)[1])
     return {key: sorted(values)[len(values) // 2] for key, values in timings.items()}
 
 
@@ -128,15 +133,17 @@ def run(args: argparse.Namespace) -> dict:
         for key, method in (("fm", "flow_matching"), ("ot", "ot_flow_matching"), ("ddpm", "ddpm")):
             torch.manual_seed(args.seed)
             model = VectorFieldModel(make_net(), method)
-            models[key], speed[key] = train(model.loss, model, dataset, args.steps, args.seed + 1)
+            batch = args.ot_batch if key == "ot" else args.batch
+            models[key], speed[key] = train(model.loss, model, dataset, args.steps, args.seed + 1, batch)
         torch.manual_seed(args.seed)
         net = make_net()
         reference_loss = torchcfm_loss(net)
         if reference_loss is not None:
-            trained, speed["torchcfm"] = train(reference_loss, net, dataset, args.steps, args.seed + 1)
+            trained, speed["torchcfm"] = train(reference_loss, net, dataset, args.steps, args.seed + 1,
+                                               args.batch)
             models["torchcfm"] = VectorFieldModel(trained, "flow_matching")
 
-        speed_fair = interleaved_speed(dataset, args.speed_rounds, 100, args.seed)
+        speed_fair = interleaved_speed(dataset, args.speed_rounds, 100, args.seed, args.batch)
         quality: dict[str, dict[int, float]] = {}
         for nfe in args.nfe:
             for label, (key, solver, steps) in samplers(nfe).items():
@@ -226,14 +233,17 @@ def print_targets(t: dict) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: one dataset, few steps and NFEs")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per method (full 6000)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per method (full 20000)")
+    parser.add_argument("--batch", type=int, default=None, help="training batch (full 1024)")
+    parser.add_argument("--ot-batch", type=int, default=256, help="OT-FM's training batch (default 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--datasets", nargs="+", default=None, choices=DATASETS_FULL)
     parser.add_argument("--samples", type=int, default=None, help="generated points per evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    args.steps = args.steps or (300 if args.quick else 6000)
+    args.steps = args.steps or (300 if args.quick else 20_000)
+    args.batch = args.batch or (256 if args.quick else 1024)
     args.datasets = args.datasets or (["8gaussians"] if args.quick else list(DATASETS_FULL))
     args.samples = args.samples or (500 if args.quick else 2000)
     args.reference = 2000 if args.quick else 10_000
