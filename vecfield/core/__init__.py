@@ -31,20 +31,23 @@ from vecfield.core.schedules import (
 )
 from vecfield.core.solvers import (
     SOLVERS,
+    Churn,
     check_time_grid,
     solve_diffusion,
     solve_dopri5,
     solve_ode,
+    solve_stochastic_heun,
     time_grid,
 )
 from vecfield.core.targets import TARGETS, convert
 
 __all__ = [
-    "METHODS", "OPTIONS", "SOLVERS", "TARGETS", "CondOTSchedule", "CosineSchedule", "Coupling",
-    "DDPMSchedule",
+    "METHODS", "OPTIONS", "SOLVERS", "TARGETS", "Churn", "CondOTSchedule", "CosineSchedule",
+    "Coupling", "DDPMSchedule",
     "DiscreteStepTime", "EDMSchedule", "EDMWeighting", "FixedTime", "GaussianPath", "GuidableVectorField",
     "IndependentCoupling", "LogNormalSigmaTime", "LogitNormalTime", "MinibatchOTCoupling", "Objective",
     "PathCoefficients", "Schedule", "UniformTime", "VPSchedule", "VectorField", "VectorFieldModel",
     "ZeroCoupling", "bits_per_dim", "check_time_grid", "convert", "gaussian_log_prob", "network_calls",
-    "ode_log_prob", "solve_diffusion", "solve_dopri5", "solve_ode", "standard_normal", "time_grid",
+    "ode_log_prob", "solve_diffusion", "solve_dopri5", "solve_ode", "solve_stochastic_heun",
+    "standard_normal", "time_grid",
 ]

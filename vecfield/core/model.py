@@ -12,7 +12,8 @@ be vectors (B, D), images (B, C, H, W) or grid fields (B, nodes, channels).
 """
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -38,10 +39,12 @@ from vecfield.core.solvers import (
     DIFFUSION_SOLVERS,
     GRIDS,
     ODE_SOLVERS,
+    Churn,
     check_solver,
     solve_diffusion,
     solve_dopri5,
     solve_ode,
+    solve_stochastic_heun,
     time_grid,
 )
 from vecfield.core.targets import check_target, convert, endpoints, singular_endpoints
@@ -58,6 +61,7 @@ class Options:
     precondition: EDM's c_skip/c_out/c_in around the network (target x1)   sigma_data: EDM's σ_d
     cond_dropout: probability of the null condition at training (classifier-free guidance)
     solver, steps, grid: the default sampler, its number of steps and time grid (uniform | karras)
+    churn: the settings of the ``stochastic_heun`` sampler (``vecfield.core.solvers.Churn``)
     t_start, t_end: integration interval (None: [0, 1], moved inwards by 1e-3 where the target's
         conversion to a velocity is singular)
     event_shape: shape of one example, needed by sample(n) when the net has no ``features``
@@ -76,6 +80,7 @@ class Options:
     solver: str = "heun"
     steps: int = 50
     grid: str = "uniform"
+    churn: Churn = field(default_factory=Churn)
     t_start: float | None = None
     t_end: float | None = None
     event_shape: tuple[int, ...] | None = None
@@ -251,12 +256,15 @@ class VectorFieldModel(nn.Module):
     @torch.no_grad()
     def sample(self, n_or_x0: int | Tensor, cond: Any = None, steps: int | None = None,
                solver: str | None = None, guidance: float | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None,
+               draw_noise: Callable[[], Tensor] | None = None) -> Tensor:
         """Integrate from the source at t_start to the data at t_end.
 
         n_or_x0: a number of samples (source drawn from the coupling, scaled by σ_{t_start}), or the
         source state itself (B, …) (e.g. the current weather state for the one-step forecaster).
         guidance: classifier-free guidance scale w (None: plain conditional field).
+        draw_noise: ``stochastic_heun``'s churn noise, one source draw of x's shape per call (default:
+        the ``noise`` option with ``generator``).
         Returns (B, …).
         """
         o = self.options
@@ -283,6 +291,12 @@ class VectorFieldModel(nn.Module):
         grid = time_grid(steps, o.grid, self.schedule, self.t_start, self.t_end).to(x.device)
         if solver in ODE_SOLVERS:
             return solve_ode(velocity, x, grid, cond, solver)
+        if solver == "stochastic_heun":
+            if draw_noise is None:
+                def draw_noise() -> Tensor:
+                    return o.noise(tuple(x.shape), generator, x.dtype, x.device)
+
+            return solve_stochastic_heun(velocity, self.schedule, x, grid, draw_noise, cond, o.churn)
         assert solver in DIFFUSION_SOLVERS
         if solver == "euler_maruyama" and float(self.schedule.coefficients(grid[:1]).alpha[0]) == 0:
             raise ValueError("euler_maruyama needs α_t > 0 at t_start (its diffusion g² ∝ 1/α); "
@@ -331,4 +345,4 @@ def network_calls(solver: str, steps: int) -> int:
     check_solver(solver)
     if solver == "dopri5":
         raise ValueError("dopri5 is adaptive; its number of evaluations is known only after solving")
-    return ODE_SOLVERS.get(solver, 1) * steps
+    return {**ODE_SOLVERS, "stochastic_heun": 2}.get(solver, 1) * steps
