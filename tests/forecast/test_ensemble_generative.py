@@ -1,6 +1,7 @@
 """The generative forecaster: sphere noise, the loss of flow matching and EDM, zero noise, bf16, log-score."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,6 +191,30 @@ def test_model_method_is_validated_and_old_configs_load_as_deterministic():
     assert from_dict(ModelConfig, stored, "model").method == "deterministic"
     with pytest.raises(ValueError, match="deterministic"):
         OneStepForecaster(VectorFieldModel(torch.nn.Linear(1, 1), "flow_matching"), None, torch.ones(1))
+
+
+def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
+    from vecfield.config.forecast import ForecastConfig, RolloutConfig, load_forecast_config
+    from vecfield.forecast.evaluation import forecast_split
+    from vecfield.forecast.forecaster import Forecaster
+
+    for bad in (lambda: ModelConfig(method="edm", sampling_churn=-0.5),
+                lambda: RolloutConfig(sampling_churn=-1.0), lambda: RolloutConfig(sampling_steps=0)):
+        with pytest.raises(ValueError, match="sampling_"):
+            bad()
+    ds = wave_dataset(days=3)
+    spec, _, _ = tiny_spec(ds)
+    spec = dataclasses.replace(spec, model=dataclasses.replace(TINY_MODEL, method="edm", sampling_churn=2.5))
+    options = spec.build().field.options
+    assert options.solver == "stochastic_heun" and options.churn.s_churn == 2.5
+    assert (options.churn.s_min, options.churn.s_max, options.churn.s_noise) == (0.75, float("inf"), 1.05)
+
+    deterministic = Forecaster(tiny_spec(ds)[0].build(), tiny_spec(ds)[0])
+    base = load_forecast_config(Path(__file__).parents[2] / "configs" / "generative_edm.yaml")
+    config: ForecastConfig = dataclasses.replace(base, rollout=RolloutConfig(sampling_churn=2.5))
+    with pytest.raises(ValueError, match="deterministic"):
+        forecast_split(deterministic, config, tmp_path / "never.zarr")
+    assert not (tmp_path / "never.zarr").exists()
 
 
 @pytest.mark.parametrize(("name", "method"), [("generative_fm", "flow_matching"), ("generative_edm", "edm")])

@@ -24,7 +24,8 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     config = _tiny_config(tmp_path, source)
     config["model"].update({"method": "edm", "sampling_steps": 2})
     config["train"].update({"max_steps": 2, "curriculum": [[0, 1]], "validate_every": 2})
-    config["rollout"].update({"steps": 3, "max_inits": 2, "validation_steps": 1, "member_chunk": 4})
+    config["rollout"].update({"steps": 3, "max_inits": 2, "validation_steps": 1, "member_chunk": 4,
+                              "sampling_churn": 2.5})  # GenCast's sampler at rollout, not at validation
     path = tmp_path / "tiny_edm.yaml"
     path.write_text(yaml.safe_dump(config))
 
@@ -35,6 +36,7 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     assert forecast["geopotential"].dims == (
         "time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
     assert forecast.sizes["realization"] == 3
+    assert (forecast.attrs["sampling_steps"], forecast.attrs["sampling_churn"]) == (2, 2.5)
     written = evaluate(["--config", str(path)])
     for name in ("crps_scorecard", "crps_plot", "spread_skill_plot", "rmse_plot", "scorecard"):
         assert written[name].exists(), name

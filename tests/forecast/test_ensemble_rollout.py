@@ -108,6 +108,27 @@ def test_streamed_ensemble_equals_the_in_memory_one_and_resumes_identically(worl
     xr.testing.assert_equal(xr.open_zarr(resumed).load(), stored)
     with pytest.raises(ValueError, match="members"):
         forecaster.rollout_to_zarr(ds, STEPS, path, init_times=inits, members=2, seed=7)
+    with forecaster.module.sampling(churn=2.5), pytest.raises(ValueError, match="sampler"):
+        forecaster.rollout_to_zarr(ds, STEPS, path, init_times=inits, members=3, seed=7)
+
+
+def test_churned_ensembles_differ_from_the_ode_and_keep_seeds_and_chunking_invariance(world):
+    """With churn every row draws its extra noise from its own generator (module docstring), so the
+    ensemble is still fixed by the seed and independent of how rows are chunked."""
+    ds, forecaster, inits, ensemble = world
+    module = forecaster.module
+    assert module.sampling_churn == 0 and module.field.options.solver == "heun"
+    with module.sampling(churn=2.5):
+        assert module.field.options.solver == "stochastic_heun" and module.sampling_churn == 2.5
+        churned = forecaster.rollout(ds, STEPS, init_times=inits, members=3, seed=7)
+        chunked = forecaster.rollout(ds, STEPS, init_times=inits, members=3, seed=7, member_chunk=2)
+        again = forecaster.rollout(ds, STEPS, init_times=inits, members=3, seed=7)
+    assert module.sampling_churn == 0 and module.field.options.solver == "heun"
+    assert np.abs(churned["geopotential"].values - ensemble["geopotential"].values).max() > 1.0
+    xr.testing.assert_equal(again, churned)
+    xr.testing.assert_allclose(chunked, churned, rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="churn"):
+        module.sampling(churn=-1.0).__enter__()
 
 
 def test_deterministic_forecasters_refuse_members():

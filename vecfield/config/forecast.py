@@ -36,6 +36,8 @@ class ModelConfig:
     method: ``deterministic`` (GraphCast: the MSE of the residual), or a generative path from sphere
     noise to the residual: ``flow_matching`` or ``edm`` (GenCast); see docs/ensembles.md.
     sampling_steps: Heun steps per generated state (GenCast: 20 noise levels); ignored when deterministic.
+    sampling_churn: S_churn of the sampler: 0 integrates the probability-flow ODE; > 0 is Heun with
+    churn, with GenCast's S_min 0.75, S_max ∞, S_noise 1.05 (GenCast: 2.5); ignored when deterministic.
     """
 
     mesh_min_level: int = 0
@@ -48,12 +50,16 @@ class ModelConfig:
     variable_weights: dict[str, float] = field(default_factory=dict)
     method: str = "deterministic"
     sampling_steps: int = 20
+    sampling_churn: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in MODEL_METHODS:
             raise ValueError(f"model.method {self.method!r} is unknown; choose one of {list(MODEL_METHODS)}")
         if self.sampling_steps < 1:
             raise ValueError(f"model.sampling_steps must be ≥ 1, got {self.sampling_steps}")
+        if not self.sampling_churn >= 0:
+            raise ValueError(f"model.sampling_churn must be ≥ 0 (0: the ODE; GenCast 2.5), "
+                             f"got {self.sampling_churn}")
         if self.method != "deterministic" and self.time_features < 2:
             raise ValueError(f"model.method={self.method!r} conditions the network on the noise level: "
                              "set model.time_features to an even number ≥ 2 (e.g. 16)")
@@ -74,7 +80,8 @@ class RolloutConfig:
     the ``val`` split, one every ``init_every_hours``). members: ensemble size of a generative
     forecaster (adds the ``realization`` dim); member_chunk: (initialization, member) rows sampled
     together through the network (null: batch_size × members), which caps memory; seed: the ensemble's
-    noise seed (the same seed gives the same ensemble).
+    noise seed (the same seed gives the same ensemble). sampling_steps, sampling_churn: the
+    generative sampler of this rollout (null: the checkpoint's ``model.sampling_*``).
     """
 
     output: str = "runs/forecast"
@@ -88,8 +95,14 @@ class RolloutConfig:
     members: int = 1
     member_chunk: int | None = None
     seed: int = 0
+    sampling_steps: int | None = None
+    sampling_churn: float | None = None
 
     def __post_init__(self) -> None:
+        if self.sampling_steps is not None and self.sampling_steps < 1:
+            raise ValueError(f"rollout.sampling_steps must be ≥ 1 or null, got {self.sampling_steps}")
+        if self.sampling_churn is not None and not self.sampling_churn >= 0:
+            raise ValueError(f"rollout.sampling_churn must be ≥ 0 or null, got {self.sampling_churn}")
         if self.members < 1 or (self.member_chunk is not None and self.member_chunk < 1):
             raise ValueError("rollout.members and rollout.member_chunk must be ≥ 1 "
                              "(member_chunk may be null)")

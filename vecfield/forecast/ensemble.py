@@ -6,7 +6,8 @@ row = i·M + m. Every row advances autoregressively on its own previous states
 
 Noise: member m of the initialization at time T draws, at lead ℓ, the standard normal field z of
 shape (nodes, C) from a generator seeded by numpy's ``SeedSequence([seed, hours(T), m, ℓ])``
-(hours since 1900). The ensemble therefore depends only on (seed, T, m, ℓ): not on how rows are
+(hours since 1900), and a sampler with churn draws its further fields from the same generator.
+The ensemble therefore depends only on (seed, T, m, ℓ): not on how rows are
 chunked through the network (``member_chunk``), on which other initializations are rolled out with
 it, or on whether a streamed rollout was interrupted and resumed. Different members, leads or
 seeds give independent noise; the same seed gives the same ensemble.
@@ -39,15 +40,25 @@ def member_keys(inits: np.ndarray, members: int) -> list[tuple[int, int]]:
     return [(int(h), m) for h in hours for m in range(members)]
 
 
-def member_noise(keys: Sequence[tuple[int, int]], lead: int, seed: int, shape: tuple[int, int],
-                 dtype: torch.dtype = torch.float32) -> Tensor:
-    """(rows, nodes, C) standard normal noise of each row's (initialization, member) at ``lead``."""
-    rows = []
+def member_generators(keys: Sequence[tuple[int, int]], lead: int, seed: int) -> list[torch.Generator]:
+    """One CPU generator per row, seeded by its (initialization, member), ``lead`` and ``seed``."""
+    generators = []
     for init_hours, member in keys:
         state = np.random.SeedSequence([seed, init_hours, member, lead]).generate_state(2, np.uint64)[0]
-        generator = torch.Generator().manual_seed(int(state) >> 1)  # manual_seed takes < 2**63
-        rows.append(torch.randn(shape, generator=generator, dtype=dtype))
-    return torch.stack(rows)
+        generators.append(torch.Generator().manual_seed(int(state) >> 1))  # manual_seed takes < 2**63
+    return generators
+
+
+def draw_rows(generators: Sequence[torch.Generator], shape: tuple[int, int],
+              dtype: torch.dtype = torch.float32) -> Tensor:
+    """(rows, nodes, C) standard normal noise, row r from ``generators[r]`` (which advance)."""
+    return torch.stack([torch.randn(shape, generator=generator, dtype=dtype) for generator in generators])
+
+
+def member_noise(keys: Sequence[tuple[int, int]], lead: int, seed: int, shape: tuple[int, int],
+                 dtype: torch.dtype = torch.float32) -> Tensor:
+    """(rows, nodes, C) standard normal noise z of each row's (initialization, member) at ``lead``."""
+    return draw_rows(member_generators(keys, lead, seed), shape, dtype)
 
 
 class MemberStepper:
@@ -65,10 +76,15 @@ class MemberStepper:
             raise ValueError("ensemble rollouts sample; train with the module itself")
         if current.shape[0] != len(self.keys):
             raise ValueError(f"{len(self.keys)} (initialization, member) keys for {current.shape[0]} rows")
-        z = member_noise(self.keys, self.lead, self.seed, tuple(current.shape[1:]), current.dtype)
+        generators = member_generators(self.keys, self.lead, self.seed)
+        shape = tuple(current.shape[1:])
         self.lead += 1
-        z = z.to(current.device)
-        return StepResult(self.module.step_from_noise(previous, current, forcings, static, z))
+
+        def draw_normal() -> Tensor:
+            return draw_rows(generators, shape, current.dtype).to(current.device)
+
+        z = draw_normal()
+        return StepResult(self.module.step_from_noise(previous, current, forcings, static, z, draw_normal))
 
 
 def first_lead_log_score(forecaster: "Forecaster", initial: xr.Dataset, truth: xr.Dataset,

@@ -15,6 +15,7 @@ with the finite-ensemble correction. ``scores.json`` then also holds ``ensemble`
 channel and lead: crps, crps_spread, spread_skill_ratio, ensemble_mean_rmse, and the baselines' mae).
 """
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead, plot_spread_
 from vecfield.evaluate.scorecard import write_scorecard
 from vecfield.forecast.ensemble import ENSEMBLE_DIM
 from vecfield.forecast.forecaster import Forecaster
+from vecfield.forecast.generative import GenerativeOneStepForecaster
 
 MODEL = "vecfield"
 
@@ -55,6 +57,13 @@ def initialization_times(truth: xr.Dataset, config: ForecastConfig) -> np.ndarra
 def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path | None = None) -> Path:
     """Roll out from every initialization of the split into ``<rollout.output>/forecast.zarr``
     (streamed lead by lead; resumes after an interruption). Returns the store's path."""
+    rollout = config.rollout
+    sampler = contextlib.nullcontext()
+    if rollout.sampling_steps is not None or rollout.sampling_churn is not None:
+        if not isinstance(forecaster.module, GenerativeOneStepForecaster):
+            raise ValueError("rollout.sampling_steps and rollout.sampling_churn choose a generative "
+                             "sampler; this checkpoint is deterministic: set them to null")
+        sampler = forecaster.module.sampling(rollout.sampling_steps, rollout.sampling_churn)
     truth = xr.open_zarr(config.dataset.output)
     inits = initialization_times(truth, config)
     output = output or Path(config.rollout.output) / "forecast.zarr"
@@ -62,11 +71,11 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     step = np.timedelta64(config.dataset.time.step_hours, "h")
     needed = np.union1d(inits, inits - step)
     initial = truth[list(forecaster.spec.state_layout.variables)].sel(time=needed).load()
-    rollout = config.rollout
-    return forecaster.rollout_to_zarr(
-        initial, rollout.steps, output, init_times=inits, batch_size=rollout.batch_size,
-        members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
-    )
+    with sampler:
+        return forecaster.rollout_to_zarr(
+            initial, rollout.steps, output, init_times=inits, batch_size=rollout.batch_size,
+            members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
+        )
 
 
 def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, Path]:

@@ -208,7 +208,15 @@ class Forecaster:
             "layout": "WeatherBench2 forecast: time = initialization time, valid time = time + "
             "prediction_timedelta",
             **{f"source_{k}": v for k, v in self.provenance.items()},
+            **self._sampler_attrs(),
         }
+
+    def _sampler_attrs(self) -> dict[str, Any]:
+        """The generative sampler the forecast was made with (none for a deterministic one)."""
+        module = self.module
+        if not isinstance(module, GenerativeOneStepForecaster):
+            return {}
+        return {"sampling_steps": module.sampling_steps, "sampling_churn": module.sampling_churn}
 
     def _prepare(
         self, initial: xr.Dataset, init_times: Sequence[Any] | None, steps: int, batch_size: int,
@@ -315,10 +323,12 @@ class Forecaster:
                 existing.sizes.get("prediction_timedelta") == steps
                 and existing.sizes.get(ENSEMBLE_DIM, 1) == members
                 and np.array_equal(existing["time"].values, inits)
+                and all(existing.attrs.get(k) == v for k, v in self._sampler_attrs().items())
             )
             if not same:
                 raise ValueError(
-                    f"{path} holds another forecast (different initializations, steps or members); "
+                    f"{path} holds another forecast (different initializations, steps, members or "
+                    "sampler); "
                     "choose a new output path or delete it"
                 )
             done = int(existing.attrs.get(COMPLETED, 0))

@@ -17,6 +17,9 @@ with the forecaster's latitude × level × variable weights w and the condition 
 (previous states, forcings at t − Δt, t, t + Δt, static fields; ``OneStepForecaster.condition``).
 Sampling integrates the probability-flow ODE with Heun's method on ``sampling_steps`` steps
 (2 network calls per step; on the EDM schedule a uniform τ grid is Karras et al.'s), one member per batch row.
+With ``sampling_churn`` S_churn > 0 it is GenCast's stochastic sampler instead: Heun with churn
+(``vecfield.core.solvers.solve_stochastic_heun``, GenCast's S_min 0.75, S_max ∞, S_noise 1.05),
+whose added noise is the sphere noise (2) as well.
 
 Noise on the sphere: the source ε at grid node n (cell of relative area a_n, mean 1) is
 
@@ -29,9 +32,10 @@ so the same field is far quieter per area near the poles, where grid cells crowd
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +43,7 @@ from torch import Tensor
 
 from vecfield.core.model import VectorFieldModel
 from vecfield.core.schedules import EDMSchedule
+from vecfield.core.solvers import Churn
 from vecfield.evaluate.weights import latitude_weights
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.step import OneStepForecaster, StepResult
@@ -89,15 +94,27 @@ class SphereNoise:
         return -0.5 * ((x / std) ** 2).flatten(1).sum(1) - log_norm
 
 
+def sampler_options(steps: int, churn: float) -> dict[str, Any]:
+    """``VectorFieldModel`` options of the sampler: Heun on ``steps`` steps, with GenCast's churn
+    settings and S_churn = ``churn`` where it is positive."""
+    if steps < 1:
+        raise ValueError(f"sampling steps must be ≥ 1, got {steps}")
+    if not churn >= 0:
+        raise ValueError(f"sampling churn must be ≥ 0 (0: the deterministic ODE; GenCast 2.5), got {churn}")
+    if churn == 0:
+        return {"solver": "heun", "steps": steps}
+    return {"solver": "stochastic_heun", "steps": steps, "churn": Churn(s_churn=churn)}
+
+
 def generative_field(net: torch.nn.Module, method: str, noise: SphereNoise, event_shape: tuple[int, int],
-                     sampling_steps: int) -> VectorFieldModel:
+                     sampling_steps: int, sampling_churn: float = 0.0) -> VectorFieldModel:
     """The learner of eq. (1) for ``method`` ∈ GENERATIVE_METHODS with the sphere noise (2) as source
-    and Heun's sampler; ``event_shape`` = (nodes, C) of one residual."""
+    and Heun's sampler (with churn where ``sampling_churn`` > 0); ``event_shape`` = (nodes, C) of
+    one residual."""
     if method not in GENERATIVE_METHODS:
         raise ValueError(f"unknown generative method {method!r}; choose one of {list(GENERATIVE_METHODS)}")
-    if sampling_steps < 1:
-        raise ValueError(f"sampling_steps must be ≥ 1, got {sampling_steps}")
-    common = {"noise": noise, "solver": "heun", "steps": sampling_steps, "event_shape": tuple(event_shape)}
+    common = {"noise": noise, "event_shape": tuple(event_shape),
+              **sampler_options(sampling_steps, sampling_churn)}
     if method == "flow_matching":
         return VectorFieldModel(net, "flow_matching", source_log_prob=noise.log_prob, **common)
     schedule = EDMSchedule(EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO)
@@ -133,13 +150,20 @@ class GenerativeOneStepForecaster(OneStepForecaster):
         """Heun steps per sample (2 network calls each)."""
         return self.field.options.steps
 
+    @property
+    def sampling_churn(self) -> float:
+        """S_churn of the sampler (0: the deterministic probability-flow ODE)."""
+        options = self.field.options
+        return options.churn.s_churn if options.solver == "stochastic_heun" else 0.0
+
     @contextmanager
-    def sampling(self, steps: int) -> Iterator[None]:
-        """Sample with ``steps`` Heun steps inside the block (e.g. to compare 4 … 20 steps)."""
-        if steps < 1:
-            raise ValueError(f"sampling steps must be ≥ 1, got {steps}")
+    def sampling(self, steps: int | None = None, churn: float | None = None) -> Iterator[None]:
+        """Sample with ``steps`` Heun steps and S_churn = ``churn`` inside the block (None: as built),
+        e.g. to compare 4 … 20 steps or the ODE with GenCast's churn."""
         field, options = self.field, self.field.options
-        field.options = replace(options, steps=steps)
+        chosen = sampler_options(self.sampling_steps if steps is None else steps,
+                                 self.sampling_churn if churn is None else churn)
+        field.options = replace(options, **chosen)
         try:
             yield
         finally:
@@ -151,12 +175,14 @@ class GenerativeOneStepForecaster(OneStepForecaster):
         return float(start.sigma[0])
 
     def step_from_noise(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
-                        z: Tensor) -> Tensor:
+                        z: Tensor, draw_normal: Callable[[], Tensor] | None = None) -> Tensor:
         """The next state (B, N, C) from standard normal z (B, N, C): y₀ = σ_start·z/√a (eq. 2), then
-        Heun on the probability-flow ODE to τ = 1."""
+        Heun to τ = 1. With churn, each churning step adds the sphere noise of a fresh standard normal
+        ``draw_normal()`` (B, N, C) (default: torch's global generator)."""
         cond = self.condition(previous, current, forcings, static)
         source = self.source_scale() * self.noise.transform(z.to(current))
-        residual = self.field.sample(source, cond)
+        draw_noise = None if draw_normal is None else lambda: self.noise.transform(draw_normal().to(current))
+        residual = self.field.sample(source, cond, draw_noise=draw_noise)
         return self.normalization.apply_residual(current, residual)
 
     def step(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
