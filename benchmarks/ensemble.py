@@ -4,11 +4,13 @@ For initializations of ``rollout.split`` (``rollout.init_every_hours`` apart, ``
 it rolls out, ``rollout.steps`` leads each:
 - the reference: the deterministic forecaster (``--deterministic``, e.g. the quickstart's best.pt);
 - vecfield's ensemble: ``--members`` members of the generative forecaster (``--checkpoint``) with
-  Heun on ``model.sampling_steps`` steps, timed (members per second of a whole rollout);
+  Heun on ``model.sampling_steps`` steps (``--sampling-steps``), with churn S_churn = ``--churn``
+  (default the model's), timed (members per second of a whole rollout);
 and reports per channel at 24 h … 120 h: the spread–skill ratio (finite-ensemble corrected), the
 ensemble's fair CRPS against the deterministic MAE (the CRPS of a single-valued forecast), and the
 ensemble-mean RMSE against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
-same scores for ``--sweep`` sampling steps (quality against cost), and the log-score of the
+same scores for each ``--sweep`` sampler, ``steps`` (the ODE) or ``steps:S_churn`` (GenCast's
+stochastic sampler), i.e. quality against cost; and the log-score of the
 verifying state (exact ODE likelihood, Hutchinson divergence) with its time per state.
 
     PYTHONPATH=. python benchmarks/ensemble.py --config configs/generative_edm.yaml \
@@ -128,6 +130,15 @@ def _table(scores: dict[str, dict], lead_hours: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def _sampler(entry: str) -> tuple[int, float]:
+    """``"20"`` → (20, 0.0): the ODE; ``"20:2.5"`` → (20, 2.5): Heun with churn S_churn = 2.5."""
+    steps, _, churn = entry.partition(":")
+    try:
+        return int(steps), float(churn or 0.0)
+    except ValueError:
+        raise SystemExit(f"--sweep entry {entry!r} must be steps or steps:S_churn (20 or 20:2.5)") from None
+
+
 def _log_score_cost(
     forecaster: Forecaster, initial: xr.Dataset, truth: xr.Dataset, inits: np.ndarray, steps: int
 ) -> dict[str, float]:
@@ -158,8 +169,10 @@ def main() -> None:
     parser.add_argument("--deterministic", help="deterministic forecaster checkpoint (the reference)")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--inits", type=int, default=12, help="initializations of the held-out split")
-    parser.add_argument("--sweep", default="4,8,20", help="sampling steps to compare (comma-separated)")
+    parser.add_argument("--sweep", default="4,8,20,10:2.5,20:2.5",
+                        help="samplers to compare, comma-separated: steps (ODE) or steps:S_churn")
     parser.add_argument("--sampling-steps", type=int, default=None, help="Heun steps (default model's)")
+    parser.add_argument("--churn", type=float, default=None, help="S_churn (default the model's)")
     parser.add_argument("--sweep-inits", type=int, default=1)
     parser.add_argument("--sweep-members", type=int, default=4)
     parser.add_argument("--sweep-leads", type=int, default=8, help="leads of the sweep rollouts")
@@ -171,7 +184,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         truth, deterministic, generative, inits = _quick_world()
-        steps, members, sweep, sweep_inits = 4, 3, [2, 4], inits[:1]
+        steps, members, sweep, sweep_inits = 4, 3, [(2, 0.0), (4, 0.0), (4, 2.5)], inits[:1]
         args.sweep_members, args.sweep_leads = 3, 4
         where = "synthetic 16x32, untrained"
     else:
@@ -185,7 +198,7 @@ def main() -> None:
         inits = initialization_times(truth, config)
         deterministic, generative = Forecaster.load(args.deterministic), Forecaster.load(args.checkpoint)
         steps, members = config.rollout.steps, args.members
-        sweep = [int(s) for s in args.sweep.split(",")]
+        sweep = [_sampler(entry) for entry in args.sweep.split(",")]
         sweep_inits = inits[: args.sweep_inits]
         where = str(config.dataset.output)
     variables = list(generative.spec.state_layout.variables)
@@ -196,11 +209,11 @@ def main() -> None:
 
     path = RESULTS / ("ensemble_quick.json" if args.quick else "ensemble.json")
     reference = deterministic.rollout(initial, steps, init_times=inits, batch_size=16)
-    with generative.module.sampling(args.sampling_steps or generative.module.sampling_steps):
+    with generative.module.sampling(args.sampling_steps, args.churn):
         start = time.perf_counter()
         ensemble = generative.rollout(initial, steps, init_times=inits, members=members, seed=0)
         seconds = time.perf_counter() - start
-        sampling_steps = generative.module.sampling_steps
+        sampling_steps, churn = generative.module.sampling_steps, generative.module.sampling_churn
     lead_hours = ensemble["prediction_timedelta"].values / np.timedelta64(1, "h")
     scores = _scores(ensemble, reference, truth)
     result = {
@@ -213,6 +226,7 @@ def main() -> None:
         "leads": steps,
         "method": generative.spec.model.method,
         "sampling_steps": sampling_steps,
+        "sampling_churn": churn,
         "rollout_seconds": seconds,
         "members_per_second": len(inits) * members / seconds,
         "lead_hours": lead_hours.tolist(),
@@ -221,7 +235,7 @@ def main() -> None:
     }
     print(
         f"{result['method']} ensemble, {members} members × {len(inits)} inits × {steps} leads, "
-        f"{result['sampling_steps']} Heun steps: {seconds:.1f} s, "
+        f"{result['sampling_steps']} Heun steps, S_churn {churn}: {seconds:.1f} s, "
         f"{result['members_per_second']:.3f} members/s (contended timings)"
     )
     print(_table(scores, lead_hours))
@@ -229,8 +243,8 @@ def main() -> None:
     sweep_rows = []
     sweep_leads = min(args.sweep_leads, steps)
     short_reference = reference.sel(time=sweep_inits).isel(prediction_timedelta=slice(0, sweep_leads))
-    for heun_steps in sweep:
-        with generative.module.sampling(heun_steps):
+    for heun_steps, sweep_churn in sweep:
+        with generative.module.sampling(heun_steps, sweep_churn):
             start = time.perf_counter()
             small = generative.rollout(
                 initial, sweep_leads, init_times=sweep_inits, members=args.sweep_members, seed=0
@@ -240,6 +254,7 @@ def main() -> None:
         sweep_rows.append(
             {
                 "sampling_steps": heun_steps,
+                "sampling_churn": sweep_churn,
                 "seconds": elapsed,
                 "members_per_second": len(sweep_inits) * args.sweep_members / elapsed,
                 **summary,
@@ -248,11 +263,13 @@ def main() -> None:
         result["sweep"] = sweep_rows
         _write(result, path)
     print(f"\nsweep: {args.sweep_members} members × {len(sweep_inits)} inits × {sweep_leads} leads")
-    keys = [k for k in sweep_rows[0] if k not in ("sampling_steps", "seconds", "members_per_second")]
-    print("| Heun steps | members/s | " + " | ".join(keys) + " |")
+    fixed = ("sampling_steps", "sampling_churn", "seconds", "members_per_second")
+    keys = [k for k in sweep_rows[0] if k not in fixed]
+    print("| Heun steps | S_churn | members/s | " + " | ".join(keys) + " |")
     for row in sweep_rows:
         cells = [f"{row[k]:.3f}" for k in keys]
-        print(f"| {row['sampling_steps']} | {row['members_per_second']:.3f} | " + " | ".join(cells) + " |")
+        print(f"| {row['sampling_steps']} | {row['sampling_churn']} | {row['members_per_second']:.3f} | "
+              + " | ".join(cells) + " |")
     result["log_score"] = _log_score_cost(generative, initial, truth, sweep_inits[:2], args.log_score_steps)
     print(
         f"\nlog-score: {result['log_score']['seconds_per_state']:.2f} s per state "
