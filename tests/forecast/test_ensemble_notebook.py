@@ -37,6 +37,6 @@ def test_ensemble_notebook_runs_on_a_tiny_generative_checkpoint(tmp_path, monkey
     ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
     text = "".join(o.get("text", "") for o in outputs)
     assert "edm with 2 Heun steps" in text and "nats" in text
