@@ -36,6 +36,7 @@ from vecfield.core.objective import (
 )
 from vecfield.core.schedules import DDPMSchedule, GaussianPath, PathCoefficients, Schedule, get_schedule
 from vecfield.core.solvers import (
+    CALLS_PER_STEP,
     DIFFUSION_SOLVERS,
     GRIDS,
     ODE_SOLVERS,
@@ -345,4 +346,4 @@ def network_calls(solver: str, steps: int) -> int:
     check_solver(solver)
     if solver == "dopri5":
         raise ValueError("dopri5 is adaptive; its number of evaluations is known only after solving")
-    return {**ODE_SOLVERS, "stochastic_heun": 2}.get(solver, 1) * steps
+    return CALLS_PER_STEP[solver] * steps

@@ -44,6 +44,8 @@ Endpoints = Callable[[Tensor, Tensor, Any], tuple[Tensor, Tensor]]
 ODE_SOLVERS: dict[str, int] = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}  # network calls per step
 DIFFUSION_SOLVERS: tuple[str, ...] = ("ddpm", "ddpm_beta", "ddim", "euler_maruyama")
 SOLVERS: tuple[str, ...] = (*ODE_SOLVERS, "dopri5", "stochastic_heun", *DIFFUSION_SOLVERS)
+#: network calls per step of every fixed-grid solver
+CALLS_PER_STEP: dict[str, int] = {**ODE_SOLVERS, "stochastic_heun": 2, **dict.fromkeys(DIFFUSION_SOLVERS, 1)}
 GRIDS: tuple[str, ...] = ("uniform", "karras")
 
 
@@ -182,10 +184,7 @@ def solve_stochastic_heun(velocity: Velocity, schedule: Schedule, x: Tensor, gri
                 added = churn.s_noise * alpha[1] * math.sqrt(raised**2 - ratio**2)
                 x = (alpha[1] / alpha[0]) * x + added * draw_noise()
                 t0 = t_hat
-        h = (t1 - t0).to(x.dtype)
-        k1 = velocity(x, _at(t0, x), cond)
-        k2 = velocity(x + h * k1, _at(t1, x), cond)
-        x = x + (h / 2) * (k1 + k2)
+        x = solve_ode(velocity, x, torch.stack([t0, t1]), cond, "heun")
     return x
 
 
