@@ -5,12 +5,12 @@ it rolls out, ``rollout.steps`` leads each:
 - the reference: the deterministic forecaster (``--deterministic``, e.g. the quickstart's best.pt);
 - vecfield's ensemble: ``--members`` members of the generative forecaster (``--checkpoint``) with
   Heun on ``model.sampling_steps`` steps (``--sampling-steps``), with churn S_churn = ``--churn``
-  (default the model's), timed (members per second of a whole rollout);
+  and S_noise = ``--churn-noise`` (default the model's), timed (members per second of a whole rollout);
 and reports per channel at 24 h … 120 h: the spread–skill ratio (finite-ensemble corrected), the
 ensemble's fair CRPS against the deterministic MAE (the CRPS of a single-valued forecast), and the
 ensemble-mean RMSE against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
-same scores for each ``--sweep`` sampler, ``steps`` (the ODE) or ``steps:S_churn`` (GenCast's
-stochastic sampler), i.e. quality against cost; and the log-score of the
+same scores for each ``--sweep`` sampler, ``steps`` (the ODE), ``steps:S_churn`` (GenCast's
+stochastic sampler) or ``steps:S_churn:S_noise`` (its noise inflated), i.e. quality against cost; and the log-score of the
 verifying state (exact ODE likelihood, Hutchinson divergence) with its time per state.
 
     PYTHONPATH=. python benchmarks/ensemble.py --config configs/generative_edm.yaml \
@@ -35,6 +35,7 @@ import xarray as xr
 
 from vecfield import evaluate as ev
 from vecfield.config.forecast import load_forecast_config
+from vecfield.core.solvers import Churn
 from vecfield.forecast import Forecaster
 from vecfield.forecast.ensemble import first_lead_log_score
 from vecfield.forecast.evaluation import initialization_times
@@ -130,13 +131,19 @@ def _table(scores: dict[str, dict], lead_hours: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def _sampler(entry: str) -> tuple[int, float]:
-    """``"20"`` → (20, 0.0): the ODE; ``"20:2.5"`` → (20, 2.5): Heun with churn S_churn = 2.5."""
-    steps, _, churn = entry.partition(":")
+def _sampler(entry: str) -> tuple[int, float, float]:
+    """``"20"`` → (20, 0, 1.05): the ODE; ``"20:2.5"`` → (20, 2.5, 1.05): Heun with churn S_churn = 2.5
+    and GenCast's S_noise; ``"20:10:1.2"`` → (20, 10, 1.2)."""
+    fields = entry.split(":")
+    defaults = ("", "0", str(Churn.s_noise))
     try:
-        return int(steps), float(churn or 0.0)
+        if len(fields) > len(defaults):
+            raise ValueError(entry)
+        steps, churn, noise = fields + list(defaults[len(fields):])
+        return int(steps), float(churn), float(noise)
     except ValueError:
-        raise SystemExit(f"--sweep entry {entry!r} must be steps or steps:S_churn (20 or 20:2.5)") from None
+        raise SystemExit(f"--sweep entry {entry!r} must be steps, steps:S_churn or steps:S_churn:S_noise "
+                         "(20, 20:2.5 or 20:10:1.2)") from None
 
 
 def _log_score_cost(
@@ -170,9 +177,11 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--inits", type=int, default=12, help="initializations of the held-out split")
     parser.add_argument("--sweep", default="4,8,20,10:2.5,20:2.5",
-                        help="samplers to compare, comma-separated: steps (ODE) or steps:S_churn")
+                        help="samplers to compare, comma-separated: steps (ODE), steps:S_churn or "
+                        "steps:S_churn:S_noise")
     parser.add_argument("--sampling-steps", type=int, default=None, help="Heun steps (default model's)")
     parser.add_argument("--churn", type=float, default=None, help="S_churn (default the model's)")
+    parser.add_argument("--churn-noise", type=float, default=None, help="S_noise (default the model's)")
     parser.add_argument("--sweep-inits", type=int, default=1)
     parser.add_argument("--sweep-members", type=int, default=4)
     parser.add_argument("--sweep-leads", type=int, default=8, help="leads of the sweep rollouts")
@@ -184,7 +193,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         truth, deterministic, generative, inits = _quick_world()
-        steps, members, sweep, sweep_inits = 4, 3, [(2, 0.0), (4, 0.0), (4, 2.5)], inits[:1]
+        steps, members, sweep, sweep_inits = 4, 3, [(2, 0.0, 1.05), (4, 0.0, 1.05), (4, 2.5, 1.05), (4, 2.5, 1.4)], inits[:1]
         args.sweep_members, args.sweep_leads = 3, 4
         where = "synthetic 16x32, untrained"
     else:
@@ -209,11 +218,12 @@ def main() -> None:
 
     path = RESULTS / ("ensemble_quick.json" if args.quick else "ensemble.json")
     reference = deterministic.rollout(initial, steps, init_times=inits, batch_size=16)
-    with generative.module.sampling(args.sampling_steps, args.churn):
+    with generative.module.sampling(args.sampling_steps, args.churn, args.churn_noise):
         start = time.perf_counter()
         ensemble = generative.rollout(initial, steps, init_times=inits, members=members, seed=0)
         seconds = time.perf_counter() - start
-        sampling_steps, churn = generative.module.sampling_steps, generative.module.sampling_churn
+        module = generative.module
+        sampling_steps, churn, churn_noise = module.sampling_steps, module.sampling_churn, module.sampling_churn_noise
     lead_hours = ensemble["prediction_timedelta"].values / np.timedelta64(1, "h")
     scores = _scores(ensemble, reference, truth)
     result = {
@@ -227,6 +237,7 @@ def main() -> None:
         "method": generative.spec.model.method,
         "sampling_steps": sampling_steps,
         "sampling_churn": churn,
+        "sampling_churn_noise": churn_noise,
         "rollout_seconds": seconds,
         "members_per_second": len(inits) * members / seconds,
         "lead_hours": lead_hours.tolist(),
@@ -235,7 +246,7 @@ def main() -> None:
     }
     print(
         f"{result['method']} ensemble, {members} members × {len(inits)} inits × {steps} leads, "
-        f"{result['sampling_steps']} Heun steps, S_churn {churn}: {seconds:.1f} s, "
+        f"{result['sampling_steps']} Heun steps, S_churn {churn}, S_noise {churn_noise}: {seconds:.1f} s, "
         f"{result['members_per_second']:.3f} members/s (contended timings)"
     )
     print(_table(scores, lead_hours))
@@ -243,8 +254,8 @@ def main() -> None:
     sweep_rows = []
     sweep_leads = min(args.sweep_leads, steps)
     short_reference = reference.sel(time=sweep_inits).isel(prediction_timedelta=slice(0, sweep_leads))
-    for heun_steps, sweep_churn in sweep:
-        with generative.module.sampling(heun_steps, sweep_churn):
+    for heun_steps, sweep_churn, sweep_noise in sweep:
+        with generative.module.sampling(heun_steps, sweep_churn, sweep_noise):
             start = time.perf_counter()
             small = generative.rollout(
                 initial, sweep_leads, init_times=sweep_inits, members=args.sweep_members, seed=0
@@ -255,6 +266,7 @@ def main() -> None:
             {
                 "sampling_steps": heun_steps,
                 "sampling_churn": sweep_churn,
+                "sampling_churn_noise": sweep_noise,
                 "seconds": elapsed,
                 "members_per_second": len(sweep_inits) * args.sweep_members / elapsed,
                 **summary,
@@ -263,12 +275,13 @@ def main() -> None:
         result["sweep"] = sweep_rows
         _write(result, path)
     print(f"\nsweep: {args.sweep_members} members × {len(sweep_inits)} inits × {sweep_leads} leads")
-    fixed = ("sampling_steps", "sampling_churn", "seconds", "members_per_second")
+    fixed = ("sampling_steps", "sampling_churn", "sampling_churn_noise", "seconds", "members_per_second")
     keys = [k for k in sweep_rows[0] if k not in fixed]
-    print("| Heun steps | S_churn | members/s | " + " | ".join(keys) + " |")
+    print("| Heun steps | S_churn | S_noise | members/s | " + " | ".join(keys) + " |")
     for row in sweep_rows:
         cells = [f"{row[k]:.3f}" for k in keys]
-        print(f"| {row['sampling_steps']} | {row['sampling_churn']} | {row['members_per_second']:.3f} | "
+        print(f"| {row['sampling_steps']} | {row['sampling_churn']} | {row['sampling_churn_noise']} | "
+              f"{row['members_per_second']:.3f} | "
               + " | ".join(cells) + " |")
     result["log_score"] = _log_score_cost(generative, initial, truth, sweep_inits[:2], args.log_score_steps)
     print(

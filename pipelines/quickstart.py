@@ -39,9 +39,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     config = load_forecast_config(args.config, args.overrides)
     times = {}
     start = time.perf_counter()
-    data = Path(config.dataset.output)
-    if not data.exists():
-        build_dataset(config.dataset)
+    build_dataset(config.dataset, reuse=True)
     times["data"] = time.perf_counter() - start
     checkpoint = train_forecaster(config)
     times["train"] = time.perf_counter() - start - sum(times.values())

@@ -1,7 +1,9 @@
 """Building a training dataset: content, chunking, statistics, provenance, resume and bad input."""
 
 import json
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -193,6 +195,33 @@ def test_unwritable_output_folder_and_existing_output(dataset_config, tmp_path, 
     (tmp_path / "exists.zarr").mkdir()
     with pytest.raises(ValueError, match="already exists; delete it"):
         build_dataset(dataset_config(tmp_path, source, output=str(tmp_path / "exists.zarr")), progress=False)
+
+
+def test_concurrent_builds_of_one_output_build_once_and_both_get_it(dataset_config, tmp_path, source,
+                                                                     monkeypatch):
+    """Two jobs sharing a dataset (e.g. two trainings started together) must not both write the
+    ``.partial`` store: the second waits on ``<output>.lock``, then reuses the finished output."""
+    config = dataset_config(tmp_path, source, output=str(tmp_path / "shared.zarr"))
+    real, started, builds = build_module._build, threading.Event(), []
+
+    def first_build_is_slow(*args, **kwargs):
+        builds.append(threading.current_thread().name)
+        started.set()
+        threading.Event().wait(0.5)  # the other job arrives while this one is writing
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "_build", first_build_is_slow)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(build_dataset, config, False, True)
+        assert started.wait(30)
+        second = pool.submit(build_dataset, config, False, True)
+        paths = [first.result(), second.result()]
+    assert len(builds) == 1 and paths[0] == paths[1] == tmp_path / "shared.zarr"
+    assert not (tmp_path / "shared.zarr.partial").exists()
+    xr.open_zarr(paths[0]).load()
+    assert build_dataset(config, progress=False, reuse=True) == paths[0] and len(builds) == 1
+    with pytest.raises(ValueError, match="already exists; delete it"):
+        build_dataset(config, progress=False)
 
 
 def test_pipeline_command_line_with_overrides(dataset_config, tmp_path, source):

@@ -199,7 +199,9 @@ def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
     from vecfield.forecast.forecaster import Forecaster
 
     for bad in (lambda: ModelConfig(method="edm", sampling_churn=-0.5),
-                lambda: RolloutConfig(sampling_churn=-1.0), lambda: RolloutConfig(sampling_steps=0)):
+                lambda: ModelConfig(method="edm", sampling_churn_noise=0.0),
+                lambda: RolloutConfig(sampling_churn=-1.0), lambda: RolloutConfig(sampling_steps=0),
+                lambda: RolloutConfig(sampling_churn_noise=-1.0)):
         with pytest.raises(ValueError, match="sampling_"):
             bad()
     ds = wave_dataset(days=3)
@@ -208,12 +210,15 @@ def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
     options = spec.build().field.options
     assert options.solver == "stochastic_heun" and options.churn.s_churn == 2.5
     assert (options.churn.s_min, options.churn.s_max, options.churn.s_noise) == (0.75, float("inf"), 1.05)
+    inflated = dataclasses.replace(spec, model=dataclasses.replace(spec.model, sampling_churn_noise=1.2))
+    assert inflated.build().field.options.churn == dataclasses.replace(options.churn, s_noise=1.2)
 
     deterministic = Forecaster(tiny_spec(ds)[0].build(), tiny_spec(ds)[0])
     base = load_forecast_config(Path(__file__).parents[2] / "configs" / "generative_edm.yaml")
-    config: ForecastConfig = dataclasses.replace(base, rollout=RolloutConfig(sampling_churn=2.5))
-    with pytest.raises(ValueError, match="deterministic"):
-        forecast_split(deterministic, config, tmp_path / "never.zarr")
+    for rollout in (RolloutConfig(sampling_churn=2.5), RolloutConfig(sampling_churn_noise=1.2)):
+        config: ForecastConfig = dataclasses.replace(base, rollout=rollout)
+        with pytest.raises(ValueError, match="deterministic"):
+            forecast_split(deterministic, config, tmp_path / "never.zarr")
     assert not (tmp_path / "never.zarr").exists()
 
 

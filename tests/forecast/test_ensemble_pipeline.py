@@ -25,7 +25,7 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     config["model"].update({"method": "edm", "sampling_steps": 2})
     config["train"].update({"max_steps": 2, "curriculum": [[0, 1]], "validate_every": 2})
     config["rollout"].update({"steps": 3, "max_inits": 2, "validation_steps": 1, "member_chunk": 4,
-                              "sampling_churn": 2.5})  # GenCast's sampler at rollout, not at validation
+                              "sampling_churn": 2.5, "sampling_churn_noise": 1.2})  # GenCast's sampler at rollout, not at validation
     path = tmp_path / "tiny_edm.yaml"
     path.write_text(yaml.safe_dump(config))
 
@@ -36,7 +36,8 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     assert forecast["geopotential"].dims == (
         "time", "prediction_timedelta", "realization", "level", "latitude", "longitude")
     assert forecast.sizes["realization"] == 3
-    assert (forecast.attrs["sampling_steps"], forecast.attrs["sampling_churn"]) == (2, 2.5)
+    sampler = ("sampling_steps", "sampling_churn", "sampling_churn_noise")
+    assert tuple(forecast.attrs[name] for name in sampler) == (2, 2.5, 1.2)
     written = evaluate(["--config", str(path)])
     for name in ("crps_scorecard", "crps_plot", "spread_skill_plot", "rmse_plot", "scorecard"):
         assert written[name].exists(), name

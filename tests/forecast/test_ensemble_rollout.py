@@ -108,8 +108,9 @@ def test_streamed_ensemble_equals_the_in_memory_one_and_resumes_identically(worl
     xr.testing.assert_equal(xr.open_zarr(resumed).load(), stored)
     with pytest.raises(ValueError, match="members"):
         forecaster.rollout_to_zarr(ds, STEPS, path, init_times=inits, members=2, seed=7)
-    with forecaster.module.sampling(churn=2.5), pytest.raises(ValueError, match="sampler"):
-        forecaster.rollout_to_zarr(ds, STEPS, path, init_times=inits, members=3, seed=7)
+    for other in ({"churn": 2.5}, {"churn_noise": 1.2}):
+        with forecaster.module.sampling(**other), pytest.raises(ValueError, match="sampler"):
+            forecaster.rollout_to_zarr(ds, STEPS, path, init_times=inits, members=3, seed=7)
 
 
 def test_churned_ensembles_differ_from_the_ode_and_keep_seeds_and_chunking_invariance(world):
@@ -127,8 +128,16 @@ def test_churned_ensembles_differ_from_the_ode_and_keep_seeds_and_chunking_invar
     assert np.abs(churned["geopotential"].values - ensemble["geopotential"].values).max() > 1.0
     xr.testing.assert_equal(again, churned)
     xr.testing.assert_allclose(chunked, churned, rtol=1e-5, atol=1e-3)
+    with module.sampling(churn=2.5, churn_noise=1.4):
+        inflated = forecaster.rollout(ds, STEPS, init_times=inits, members=3, seed=7)
+    spread = {name: float(run["geopotential"].std("realization").mean())
+              for name, run in (("churned", churned), ("inflated", inflated))}
+    assert spread["inflated"] > spread["churned"], spread
+    assert module.sampling_churn_noise == 1.05
     with pytest.raises(ValueError, match="churn"):
         module.sampling(churn=-1.0).__enter__()
+    with pytest.raises(ValueError, match="S_noise"):
+        module.sampling(churn_noise=0.0).__enter__()
 
 
 def test_deterministic_forecasters_refuse_members():

@@ -37,7 +37,9 @@ class ModelConfig:
     noise to the residual: ``flow_matching`` or ``edm`` (GenCast); see docs/ensembles.md.
     sampling_steps: Heun steps per generated state (GenCast: 20 noise levels); ignored when deterministic.
     sampling_churn: S_churn of the sampler: 0 integrates the probability-flow ODE; > 0 is Heun with
-    churn, with GenCast's S_min 0.75, S_max ∞, S_noise 1.05 (GenCast: 2.5); ignored when deterministic.
+    churn, with GenCast's S_min 0.75 and S_max ∞ (GenCast: 2.5); ignored when deterministic.
+    sampling_churn_noise: S_noise of the churn, the added noise as a multiple of the noise level it
+    restores (GenCast 1.05; larger widens the ensemble); ignored without churn.
     """
 
     mesh_min_level: int = 0
@@ -51,6 +53,7 @@ class ModelConfig:
     method: str = "deterministic"
     sampling_steps: int = 20
     sampling_churn: float = 0.0
+    sampling_churn_noise: float = 1.05
 
     def __post_init__(self) -> None:
         if self.method not in MODEL_METHODS:
@@ -60,6 +63,9 @@ class ModelConfig:
         if not self.sampling_churn >= 0:
             raise ValueError(f"model.sampling_churn must be ≥ 0 (0: the ODE; GenCast 2.5), "
                              f"got {self.sampling_churn}")
+        if not self.sampling_churn_noise > 0:
+            raise ValueError(f"model.sampling_churn_noise must be > 0 (GenCast 1.05), "
+                             f"got {self.sampling_churn_noise}")
         if self.method != "deterministic" and self.time_features < 2:
             raise ValueError(f"model.method={self.method!r} conditions the network on the noise level: "
                              "set model.time_features to an even number ≥ 2 (e.g. 16)")
@@ -80,8 +86,9 @@ class RolloutConfig:
     the ``val`` split, one every ``init_every_hours``). members: ensemble size of a generative
     forecaster (adds the ``realization`` dim); member_chunk: (initialization, member) rows sampled
     together through the network (null: batch_size × members), which caps memory; seed: the ensemble's
-    noise seed (the same seed gives the same ensemble). sampling_steps, sampling_churn: the
-    generative sampler of this rollout (null: the checkpoint's ``model.sampling_*``).
+    noise seed (the same seed gives the same ensemble). sampling_steps, sampling_churn,
+    sampling_churn_noise: the generative sampler of this rollout (null: the checkpoint's
+    ``model.sampling_*``).
     """
 
     output: str = "runs/forecast"
@@ -97,12 +104,15 @@ class RolloutConfig:
     seed: int = 0
     sampling_steps: int | None = None
     sampling_churn: float | None = None
+    sampling_churn_noise: float | None = None
 
     def __post_init__(self) -> None:
         if self.sampling_steps is not None and self.sampling_steps < 1:
             raise ValueError(f"rollout.sampling_steps must be ≥ 1 or null, got {self.sampling_steps}")
         if self.sampling_churn is not None and not self.sampling_churn >= 0:
             raise ValueError(f"rollout.sampling_churn must be ≥ 0 or null, got {self.sampling_churn}")
+        if self.sampling_churn_noise is not None and not self.sampling_churn_noise > 0:
+            raise ValueError(f"rollout.sampling_churn_noise must be > 0 or null, got {self.sampling_churn_noise}")
         if self.members < 1 or (self.member_chunk is not None and self.member_chunk < 1):
             raise ValueError("rollout.members and rollout.member_chunk must be ≥ 1 "
                              "(member_chunk may be null)")

@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 import yaml
 import zarr
+from filelock import FileLock, Timeout
 
 from vecfield import __version__
 from vecfield.config.dataset import DatasetConfig
@@ -264,19 +265,45 @@ def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
     region.to_zarr(temp, region={"time": index}, zarr_format=2, consolidated=False)
 
 
-def build_dataset(config: DatasetConfig, progress: bool = True) -> Path:
+def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = False) -> Path:
     """Build ``config.output``; returns its path. Resumes a matching ``<output>.partial`` store.
+
+    Builds of one output are serialized by the lock file ``<output>.lock``: a second process
+    waits for the first, then finds the output there. An existing output is returned when
+    ``reuse`` (without checking that it matches ``config``), and an error otherwise.
 
     Raises ValueError before anything is renamed into place for: missing variables/levels/times,
     non-uniform or duplicated times, NaNs (unless ``nan_fill``), a TISR of another convention,
-    an unwritable output folder, and an existing output.
+    an unwritable output folder, and an existing output (unless ``reuse``).
     """
     output = Path(config.output)
-    if output.exists():
+
+    def existing() -> Path | None:
+        if not output.exists():
+            return None
+        if reuse:
+            return output
         raise ValueError(f"{output} already exists; delete it or choose another dataset.output")
-    state, static = prepare(config)
+
+    if existing():
+        return output
+    state, static = prepare(config)  # every check of the config and sources; writes nothing
     temp = _check_output(output)
-    static = static.load()
+    lock = FileLock(output.with_name(output.name + ".lock"))
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        print(f"waiting for another process building {output} …", flush=True)
+        lock.acquire()
+    try:
+        return existing() or _build(config, output, temp, state, static.load(), progress)
+    finally:
+        lock.release()
+
+
+def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, static: xr.Dataset,
+           progress: bool) -> Path:
+    """The body of ``build_dataset``, run under its lock: ``state`` and ``static`` from ``prepare``."""
     if static.data_vars:
         check_no_nans(static, "the static fields")
     digest = _config_hash(config)

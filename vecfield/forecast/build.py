@@ -133,7 +133,7 @@ class ForecasterSpec:
             return OneStepForecaster(field, self.normalization, weight)
         noise = SphereNoise(relative_cell_area(self.latitude, self.longitude.size))
         field = generative_field(net, m.method, noise, (self.latitude.size * self.longitude.size, c),
-                                 m.sampling_steps, m.sampling_churn)
+                                 m.sampling_steps, m.sampling_churn, m.sampling_churn_noise)
         return GenerativeOneStepForecaster(field, self.normalization, weight, noise)
 
     def to_metadata(self) -> dict[str, Any]:

@@ -59,11 +59,12 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     (streamed lead by lead; resumes after an interruption). Returns the store's path."""
     rollout = config.rollout
     sampler = contextlib.nullcontext()
-    if rollout.sampling_steps is not None or rollout.sampling_churn is not None:
+    chosen = (rollout.sampling_steps, rollout.sampling_churn, rollout.sampling_churn_noise)
+    if any(value is not None for value in chosen):
         if not isinstance(forecaster.module, GenerativeOneStepForecaster):
-            raise ValueError("rollout.sampling_steps and rollout.sampling_churn choose a generative "
-                             "sampler; this checkpoint is deterministic: set them to null")
-        sampler = forecaster.module.sampling(rollout.sampling_steps, rollout.sampling_churn)
+            raise ValueError("rollout.sampling_steps, sampling_churn and sampling_churn_noise choose a "
+                             "generative sampler; this checkpoint is deterministic: set them to null")
+        sampler = forecaster.module.sampling(*chosen)
     truth = xr.open_zarr(config.dataset.output)
     inits = initialization_times(truth, config)
     output = output or Path(config.rollout.output) / "forecast.zarr"

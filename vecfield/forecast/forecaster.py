@@ -216,7 +216,8 @@ class Forecaster:
         module = self.module
         if not isinstance(module, GenerativeOneStepForecaster):
             return {}
-        return {"sampling_steps": module.sampling_steps, "sampling_churn": module.sampling_churn}
+        return {"sampling_steps": module.sampling_steps, "sampling_churn": module.sampling_churn,
+                "sampling_churn_noise": module.sampling_churn_noise}
 
     def _prepare(
         self, initial: xr.Dataset, init_times: Sequence[Any] | None, steps: int, batch_size: int,

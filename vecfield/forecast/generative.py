@@ -94,27 +94,30 @@ class SphereNoise:
         return -0.5 * ((x / std) ** 2).flatten(1).sum(1) - log_norm
 
 
-def sampler_options(steps: int, churn: float) -> dict[str, Any]:
+def sampler_options(steps: int, churn: float, churn_noise: float = Churn.s_noise) -> dict[str, Any]:
     """``VectorFieldModel`` options of the sampler: Heun on ``steps`` steps, with GenCast's churn
-    settings and S_churn = ``churn`` where it is positive."""
+    settings but S_churn = ``churn`` and S_noise = ``churn_noise`` where ``churn`` is positive
+    (``churn`` 0: the deterministic probability-flow ODE, where S_noise plays no part)."""
     if steps < 1:
         raise ValueError(f"sampling steps must be ≥ 1, got {steps}")
     if not churn >= 0:
         raise ValueError(f"sampling churn must be ≥ 0 (0: the deterministic ODE; GenCast 2.5), got {churn}")
-    if churn == 0:
-        return {"solver": "heun", "steps": steps}
-    return {"solver": "stochastic_heun", "steps": steps, "churn": Churn(s_churn=churn)}
+    if not churn_noise > 0:
+        raise ValueError(f"sampling churn noise S_noise must be > 0 (GenCast 1.05), got {churn_noise}")
+    return {"solver": "stochastic_heun" if churn > 0 else "heun", "steps": steps,
+            "churn": Churn(s_churn=churn, s_noise=churn_noise)}
 
 
 def generative_field(net: torch.nn.Module, method: str, noise: SphereNoise, event_shape: tuple[int, int],
-                     sampling_steps: int, sampling_churn: float = 0.0) -> VectorFieldModel:
+                     sampling_steps: int, sampling_churn: float = 0.0,
+                     sampling_churn_noise: float = Churn.s_noise) -> VectorFieldModel:
     """The learner of eq. (1) for ``method`` ∈ GENERATIVE_METHODS with the sphere noise (2) as source
-    and Heun's sampler (with churn where ``sampling_churn`` > 0); ``event_shape`` = (nodes, C) of
-    one residual."""
+    and Heun's sampler (with churn where ``sampling_churn`` > 0, S_noise = ``sampling_churn_noise``);
+    ``event_shape`` = (nodes, C) of one residual."""
     if method not in GENERATIVE_METHODS:
         raise ValueError(f"unknown generative method {method!r}; choose one of {list(GENERATIVE_METHODS)}")
     common = {"noise": noise, "event_shape": tuple(event_shape),
-              **sampler_options(sampling_steps, sampling_churn)}
+              **sampler_options(sampling_steps, sampling_churn, sampling_churn_noise)}
     if method == "flow_matching":
         return VectorFieldModel(net, "flow_matching", source_log_prob=noise.log_prob, **common)
     schedule = EDMSchedule(EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO)
@@ -156,13 +159,20 @@ class GenerativeOneStepForecaster(OneStepForecaster):
         options = self.field.options
         return options.churn.s_churn if options.solver == "stochastic_heun" else 0.0
 
+    @property
+    def sampling_churn_noise(self) -> float:
+        """S_noise of the sampler: the churn noise as a multiple of the noise it replaces."""
+        return self.field.options.churn.s_noise
+
     @contextmanager
-    def sampling(self, steps: int | None = None, churn: float | None = None) -> Iterator[None]:
-        """Sample with ``steps`` Heun steps and S_churn = ``churn`` inside the block (None: as built),
-        e.g. to compare 4 … 20 steps or the ODE with GenCast's churn."""
+    def sampling(self, steps: int | None = None, churn: float | None = None,
+                 churn_noise: float | None = None) -> Iterator[None]:
+        """Sample with ``steps`` Heun steps, S_churn = ``churn`` and S_noise = ``churn_noise`` inside
+        the block (None: as built), e.g. to compare 4 … 20 steps or the ODE with GenCast's churn."""
         field, options = self.field, self.field.options
         chosen = sampler_options(self.sampling_steps if steps is None else steps,
-                                 self.sampling_churn if churn is None else churn)
+                                 self.sampling_churn if churn is None else churn,
+                                 self.sampling_churn_noise if churn_noise is None else churn_noise)
         field.options = replace(options, **chosen)
         try:
             yield
