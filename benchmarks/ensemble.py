@@ -10,8 +10,9 @@ and reports per channel at 24 h … 120 h: the spread–skill ratio (finite-ense
 ensemble's fair CRPS against the deterministic MAE (the CRPS of a single-valued forecast), and the
 ensemble-mean RMSE against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
 same scores for each ``--sweep`` sampler, ``steps`` (the ODE), ``steps:S_churn`` (GenCast's
-stochastic sampler) or ``steps:S_churn:S_noise`` (its noise inflated), i.e. quality against cost; and the log-score of the
-verifying state (exact ODE likelihood, Hutchinson divergence) with its time per state.
+stochastic sampler) or ``steps:S_churn:S_noise`` (its noise inflated), i.e. quality against
+cost; and the log-score of the verifying state (exact ODE likelihood, Hutchinson divergence) with
+its time per state.
 
     PYTHONPATH=. python benchmarks/ensemble.py --config configs/generative_edm.yaml \
         --checkpoint runs/generative_edm/train/checkpoints/best.pt \
@@ -193,7 +194,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         truth, deterministic, generative, inits = _quick_world()
-        steps, members, sweep, sweep_inits = 4, 3, [(2, 0.0, 1.05), (4, 0.0, 1.05), (4, 2.5, 1.05), (4, 2.5, 1.4)], inits[:1]
+        sweep = [_sampler(entry) for entry in ("2", "4", "4:2.5", "4:2.5:1.4")]
+        steps, members, sweep_inits = 4, 3, inits[:1]
         args.sweep_members, args.sweep_leads = 3, 4
         where = "synthetic 16x32, untrained"
     else:
@@ -223,7 +225,8 @@ def main() -> None:
         ensemble = generative.rollout(initial, steps, init_times=inits, members=members, seed=0)
         seconds = time.perf_counter() - start
         module = generative.module
-        sampling_steps, churn, churn_noise = module.sampling_steps, module.sampling_churn, module.sampling_churn_noise
+        sampling_steps, churn = module.sampling_steps, module.sampling_churn
+        churn_noise = module.sampling_churn_noise
     lead_hours = ensemble["prediction_timedelta"].values / np.timedelta64(1, "h")
     scores = _scores(ensemble, reference, truth)
     result = {

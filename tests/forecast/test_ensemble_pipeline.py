@@ -24,8 +24,9 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     config = _tiny_config(tmp_path, source)
     config["model"].update({"method": "edm", "sampling_steps": 2})
     config["train"].update({"max_steps": 2, "curriculum": [[0, 1]], "validate_every": 2})
+    # a churned sampler chosen at rollout time, not at validation
     config["rollout"].update({"steps": 3, "max_inits": 2, "validation_steps": 1, "member_chunk": 4,
-                              "sampling_churn": 2.5, "sampling_churn_noise": 1.2})  # GenCast's sampler at rollout, not at validation
+                              "sampling_churn": 2.5, "sampling_churn_noise": 1.2})
     path = tmp_path / "tiny_edm.yaml"
     path.write_text(yaml.safe_dump(config))
 

@@ -112,7 +112,8 @@ class RolloutConfig:
         if self.sampling_churn is not None and not self.sampling_churn >= 0:
             raise ValueError(f"rollout.sampling_churn must be ≥ 0 or null, got {self.sampling_churn}")
         if self.sampling_churn_noise is not None and not self.sampling_churn_noise > 0:
-            raise ValueError(f"rollout.sampling_churn_noise must be > 0 or null, got {self.sampling_churn_noise}")
+            raise ValueError(f"rollout.sampling_churn_noise must be > 0 or null, "
+                             f"got {self.sampling_churn_noise}")
         if self.members < 1 or (self.member_chunk is not None and self.member_chunk < 1):
             raise ValueError("rollout.members and rollout.member_chunk must be ≥ 1 "
                              "(member_chunk may be null)")
