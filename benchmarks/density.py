@@ -1,6 +1,7 @@
 """Held-out NLL of every density model, and zuko as the named reference, in one run.
 
     python benchmarks/density.py [--quick] [--threads N]
+    python benchmarks/density.py --datasets digits --models NSF zuko-NSF --seed 1   # one pair, seed 1
 
 Datasets:
 - 2-D toys (8gaussians, checkerboard): held-out NLL in nats against the true entropy
@@ -16,8 +17,10 @@ zuko's RealNVP and NSF at the same width, depth, number of transforms and traini
 and zuko's have the same architecture and parameter count; both counts are reported).
 For the flows on flat vectors it also measures log_prob throughput (examples/s, best of several
 timed calls) and reports ratios ours/zuko. Train log-likelihoods are evaluated on the first
-``train_eval`` training examples (the held-out set is always evaluated whole). Prints a table,
-writes ``benchmarks/results/density[_quick].json``.
+``train_eval`` training examples (the held-out set is always evaluated whole). ``--seed`` seeds
+every model's initialization and minibatches (the data splits are fixed), so repeating a pair over
+seeds tells a real NLL difference from seed noise. Prints a table, writes
+``benchmarks/results/density[_quick][_<datasets>][_<models>][_seed<k>].json``.
 """
 
 import argparse
@@ -105,6 +108,8 @@ def training(b: Budget) -> TrainSettings:
 
 TOYS = ("8gaussians", "checkerboard")
 DATASETS = (*TOYS, "digits")
+DISCRETE_FLOWS = ("NICE", "RealNVP", "Glow", "RealNVP-MLP", "NSF")
+MODELS = ("GMM", "VAE", *DISCRETE_FLOWS, "zuko-RealNVP", "zuko-NSF", "CNF")
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -173,7 +178,7 @@ def run_model(name: str, model: Any, train: Tensor, test: Tensor, settings: Trai
     return row
 
 
-def toy_benchmark(toy: str, sizes: dict[str, Any]) -> list[dict[str, Any]]:
+def toy_benchmark(toy: str, sizes: dict[str, Any], chosen: set[str], seed: int) -> list[dict[str, Any]]:
     b, (n_train, n_test) = sizes["toy"], sizes["toy_sizes"]
     components, restarts, iterations = sizes["toy_gmm"]
     train = sample_toy(toy, n_train, torch.Generator().manual_seed(0))
@@ -191,7 +196,9 @@ def toy_benchmark(toy: str, sizes: dict[str, Any]) -> list[dict[str, Any]]:
     print(f"{toy}: true entropy {TRUE_ENTROPY[toy]:.3f} nats", flush=True)
     rows = []
     for name, model in models.items():
-        torch.manual_seed(0)
+        if name not in chosen:
+            continue
+        torch.manual_seed(seed)
         measure = batch if name in (*FLAT_FLOWS, "NICE", "Glow") else None
         settings = training(sizes["toy_cnf"] if name == "CNF" else b)
         rows.append({"dataset": toy, "true_entropy_nats": TRUE_ENTROPY[toy],
@@ -218,7 +225,7 @@ def digits_gmm(train: Tensor, val: Tensor, deq: Dequantization,
     return fitted[best], time.perf_counter() - start
 
 
-def digits_benchmark(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+def digits_benchmark(sizes: dict[str, Any], chosen: set[str], seed: int) -> list[dict[str, Any]]:
     b, conv_hidden = sizes["digits"], sizes["conv_hidden"]
     data = load_digits()
     images = data.images
@@ -228,7 +235,8 @@ def digits_benchmark(sizes: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     shape = data.image_shape
     conv = dict(hidden_features=conv_hidden, depth=2)
-    gmm, gmm_seconds = digits_gmm(train.flatten(1), val.flatten(1), deq, sizes["digits_gmm_components"])
+    gmm, gmm_seconds = (digits_gmm(train.flatten(1), val.flatten(1), deq, sizes["digits_gmm_components"])
+                        if "GMM" in chosen else (None, None))
     models: dict[str, dict[str, Any]] = {
         "GMM": dict(model=gmm, flat=True),
         "VAE": dict(model=VAE((64,), latent_features=16, hidden_features=b.hidden, depth=b.depth,
@@ -242,7 +250,9 @@ def digits_benchmark(sizes: dict[str, Any]) -> list[dict[str, Any]]:
     }
     batch = deq(test.flatten(1), torch.Generator().manual_seed(2))
     for name, spec in models.items():
-        torch.manual_seed(0)
+        if name not in chosen:
+            continue
+        torch.manual_seed(seed)
         tr, te = (train.flatten(1), test.flatten(1)) if spec["flat"] else (train, test)
         measure = batch if name in FLAT_FLOWS else None
         settings = training(sizes["digits_cnf"] if name == "CNF" else b)
@@ -258,6 +268,8 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         by = {r["model"]: r for r in rows if r["dataset"] == dataset}
         for name, ref in PAIRS:
+            if name not in by or ref not in by:
+                continue
             ours, z = by[name], by[ref]
             out.append(dict(dataset=dataset, ours=name, reference=ref, params_ours=ours["params"],
                             params_reference=z["params"],
@@ -275,12 +287,11 @@ def targets(rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> dict[str
                    for p in pairs})
     result.update({f"{p['dataset']}: {p['ours']} params <= {p['reference']}": p["param_ratio"] <= 1
                    for p in pairs if p["ours"] == "NSF"})
-    if not digits:
+    if not {"Glow", "GMM", "CNF", *DISCRETE_FLOWS} <= set(digits):
         return result
     glow, gmm = digits["Glow"]["test_bits_per_dim"], digits["GMM"]["test_bits_per_dim"]
     result["digits: Glow below GMM"] = glow < gmm
-    discrete = ("NICE", "RealNVP", "Glow", "RealNVP-MLP", "NSF")
-    best = min(digits[m]["test_bits_per_dim"] for m in discrete)
+    best = min(digits[m]["test_bits_per_dim"] for m in DISCRETE_FLOWS)
     result["digits: CNF within 0.05 bits/dim of the best discrete flow"] = (
         digits["CNF"]["test_bits_per_dim"] <= best + 0.05)
     return result
@@ -294,6 +305,9 @@ def main() -> None:
                         help="torch intra-op threads (default: torch's)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS),
                         help="which benchmarks to run (default: all)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                        help="which models to run (default: all; RealNVP is the image flow on digits)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialization and minibatches")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -302,9 +316,9 @@ def main() -> None:
     rows = []
     for toy in TOYS:
         if toy in args.datasets:
-            rows += toy_benchmark(toy, sizes)
+            rows += toy_benchmark(toy, sizes, set(args.models), args.seed)
     if "digits" in args.datasets:
-        rows += digits_benchmark(sizes)
+        rows += digits_benchmark(sizes, set(args.models), args.seed)
     pairs = ratios(rows)
     goals = targets(rows, pairs)
     print("\n| dataset | model | params | test NLL (nats) | test bits/dim | reference | log_prob ex/s |")
@@ -328,9 +342,12 @@ def main() -> None:
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if set(args.datasets) == set(DATASETS) else "_" + "_".join(args.datasets)
+    suffix += "" if set(args.models) == set(MODELS) else "_" + "_".join(args.models)
+    suffix += f"_seed{args.seed}" if args.seed else ""
     path = out_dir / f"density{'_quick' if args.quick else ''}{suffix}.json"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(quick=args.quick, threads=torch.get_num_threads(), seconds=elapsed,
+    tmp.write_text(json.dumps(dict(quick=args.quick, seed=args.seed, threads=torch.get_num_threads(),
+                                   seconds=elapsed,
                                    rows=rows, ours_vs_zuko=pairs, targets=goals), indent=2))
     os.replace(tmp, path)
     print(f"wrote {path}")
