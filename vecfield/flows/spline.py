@@ -12,9 +12,13 @@ In bin k, with w_k = x_{k+1} − x_k, h_k = y_{k+1} − y_k, s_k = h_k/w_k and �
 
     a = h_k (s_k − δ_k) + Δ·d,   b = h_k δ_k − Δ·d,   c = −s_k Δ,   ξ = 2c / (−b − √(b² − 4ac)).
 
-Outside [−B, B] the map is the identity (log-derivative 0). Widths and heights are softmaxes of
-unnormalized network outputs (with a minimum share per bin), interior derivatives a shifted
-softplus that equals 1 at zero.
+Outside [−B, B] the map is the identity (log-derivative 0). The network's outputs u are first
+soft-clipped, c(u; L) = u / (1 + |u|/L) ∈ (−L, L), with L = ln(1/s) for the minimum slope s = 1e-3:
+widths and heights are softmaxes of c(u; L/2), so no bin is more than 1/s times wider than another,
+and interior derivatives are exp c(u; L) ∈ (s, 1/s), equal to 1 at u = 0. This bounded, exp-based
+parametrization is zuko's; against the earlier one (softmax with a floor share of 1e-3 per bin,
+derivatives a shifted softplus) it lowered the digits test NLL of the autoregressive NSF by
+0.5–0.7 nats on average over 3 seeds (docs/density.md).
 
 ``SplineCoupling`` transforms the free entries of the event with one spline each, whose 3K − 1
 parameters come from a conditioner that reads only the conditioning entries (so no weights are
@@ -30,8 +34,13 @@ from torch import Tensor
 from vecfield.flows.bijection import Bijection
 from vecfield.nn import MLP
 
-MIN_BIN = 1e-3  # minimum share of the interval per bin (widths and heights)
-MIN_DERIVATIVE = 1e-3
+MIN_SLOPE = 1e-3  # s: derivatives lie in (s, 1/s), bin widths and heights within a factor 1/s
+_CLIP = math.log(1 / MIN_SLOPE)
+
+
+def soft_clip(u: Tensor, limit: float) -> Tensor:
+    """u / (1 + |u|/limit): the identity near 0, smoothly bounded to (−limit, limit)."""
+    return u / (1 + u.abs() / limit)
 
 
 def spline_knots(raw: Tensor, bins: int, bound: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -42,13 +51,12 @@ def spline_knots(raw: Tensor, bins: int, bound: float) -> tuple[Tensor, Tensor, 
     raw_w, raw_h, raw_d = raw[..., :bins], raw[..., bins : 2 * bins], raw[..., 2 * bins :]
 
     def knots(unnormalized: Tensor) -> Tensor:
-        share = MIN_BIN + (1 - MIN_BIN * bins) * torch.softmax(unnormalized, dim=-1)
+        share = torch.softmax(soft_clip(unnormalized, _CLIP / 2), dim=-1)
         cumulative = F.pad(torch.cumsum(share, dim=-1), (1, 0))
         cumulative = cumulative / cumulative[..., -1:]  # exactly 1 at the right end
         return 2 * bound * cumulative - bound
 
-    inner = MIN_DERIVATIVE + (1 - MIN_DERIVATIVE) * F.softplus(raw_d) / math.log(2)
-    derivatives = F.pad(inner, (1, 1), value=1.0)
+    derivatives = F.pad(torch.exp(soft_clip(raw_d, _CLIP)), (1, 1), value=1.0)
     return knots(raw_w), knots(raw_h), derivatives
 
 
