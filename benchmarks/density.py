@@ -86,6 +86,7 @@ class Budget:
     steps: int
     batch_size: int
     learning_rate: float
+    ema_decay: float | None = None
 
 
 QUICK: dict[str, Any] = {
@@ -102,8 +103,9 @@ FULL: dict[str, Any] = {
 }
 
 
-def training(b: Budget) -> TrainSettings:
-    return TrainSettings(steps=b.steps, batch_size=b.batch_size, learning_rate=b.learning_rate)
+def training(b: Budget, seed: int) -> TrainSettings:
+    return TrainSettings(steps=b.steps, batch_size=b.batch_size, learning_rate=b.learning_rate, seed=seed,
+                         ema_decay=b.ema_decay)
 
 
 TOYS = ("8gaussians", "checkerboard")
@@ -200,7 +202,7 @@ def toy_benchmark(toy: str, sizes: dict[str, Any], chosen: set[str], seed: int) 
             continue
         torch.manual_seed(seed)
         measure = batch if name in (*FLAT_FLOWS, "NICE", "Glow") else None
-        settings = training(sizes["toy_cnf"] if name == "CNF" else b)
+        settings = training(sizes["toy_cnf"] if name == "CNF" else b, seed)
         rows.append({"dataset": toy, "true_entropy_nats": TRUE_ENTROPY[toy],
                      **run_model(name, model, train, test, settings, None, measure, sizes["train_eval"])})
     return rows
@@ -255,7 +257,7 @@ def digits_benchmark(sizes: dict[str, Any], chosen: set[str], seed: int) -> list
         torch.manual_seed(seed)
         tr, te = (train.flatten(1), test.flatten(1)) if spec["flat"] else (train, test)
         measure = batch if name in FLAT_FLOWS else None
-        settings = training(sizes["digits_cnf"] if name == "CNF" else b)
+        settings = training(sizes["digits_cnf"] if name == "CNF" else b, seed)
         row = run_model(name, spec["model"], tr, te, settings, deq, measure, sizes["train_eval"],
                         gmm_seconds if name == "GMM" else None)
         rows.append({"dataset": "digits", "uniform_bits_per_dim": math.log2(17), **row})

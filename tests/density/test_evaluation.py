@@ -1,5 +1,6 @@
 """Held-out reports: nats ↔ bits/dim, dequantization's exact uniform baseline, one fit for all models."""
 
+import dataclasses
 import math
 
 import pytest
@@ -77,3 +78,46 @@ def test_one_fit_function_trains_every_kind_of_model() -> None:
         assert abs(report.held_out_nats - exact) < tol, (type(model).__name__, report)
     with pytest.raises(TypeError, match="training_loss"):
         fit(torch.nn.Linear(2, 2), train)  # type: ignore[arg-type]
+
+
+class _RecordingGaussian(torch.nn.Module):
+    """A diagonal Gaussian density model whose training_loss records the weights each step starts from."""
+
+    event_shape, exact_log_prob = (2,), True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean, self.log_std = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+        self.seen: list[Tensor] = []
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z = (x - self.mean) / self.log_std.exp()
+        return -(0.5 * z**2 + self.log_std + 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        noise = torch.randn(n, 2, generator=generator, dtype=self.mean.dtype)
+        return self.mean + self.log_std.exp() * noise
+
+    def training_loss(self, x: Tensor) -> Tensor:
+        self.seen.append(torch.cat([self.mean, self.log_std]).detach().clone())
+        return -self.log_prob(x).mean()
+
+
+def test_ema_of_the_weights_is_the_exponential_average_of_the_trajectory() -> None:
+    """``ema_decay`` d ends with θ̄_N, θ̄_1 = θ_1, θ̄_k = d θ̄_(k−1) + (1 − d) θ_k over the weights θ_k
+    after each step (recomputed here from the recorded trajectory); d = None keeps θ_N."""
+    train = torch.randn(500, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 2.0
+    settings = TrainSettings(steps=40, batch_size=64, learning_rate=5e-2)
+    plain = _RecordingGaussian().double()
+    fit(plain, train, settings)
+    trajectory = [*plain.seen[1:], torch.cat([plain.mean, plain.log_std]).detach()]  # θ_1 … θ_N
+    expected = trajectory[0]
+    for weights in trajectory[1:]:
+        expected = 0.9 * expected + 0.1 * weights
+    averaged = _RecordingGaussian().double()
+    fit(averaged, train, dataclasses.replace(settings, ema_decay=0.9))
+    torch.testing.assert_close(torch.stack(averaged.seen), torch.stack(plain.seen))  # same run
+    torch.testing.assert_close(torch.cat([averaged.mean, averaged.log_std]).detach(), expected)
+    assert (expected - trajectory[-1]).abs().max() > 1e-3  # the average is not the last iterate
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainSettings(ema_decay=1.0)
