@@ -86,7 +86,6 @@ class Budget:
     steps: int
     batch_size: int
     learning_rate: float
-    ema_decay: float | None = None
 
 
 QUICK: dict[str, Any] = {
@@ -104,8 +103,7 @@ FULL: dict[str, Any] = {
 
 
 def training(b: Budget, seed: int) -> TrainSettings:
-    return TrainSettings(steps=b.steps, batch_size=b.batch_size, learning_rate=b.learning_rate, seed=seed,
-                         ema_decay=b.ema_decay)
+    return TrainSettings(steps=b.steps, batch_size=b.batch_size, learning_rate=b.learning_rate, seed=seed)
 
 
 TOYS = ("8gaussians", "checkerboard")
