@@ -122,3 +122,43 @@ def test_metadata_must_be_plain_values(tmp_path):
     with pytest.raises(TypeError, match=r"\[.version.\] holds a torch.torch_version.TorchVersion"):
         check_plain({"version": torch.__version__})  # TorchVersion would not load back
     check_plain({"graph": {"levels": [0, 1, 2], "refine": (2, 3)}, "mean": torch.ones(2), "name": None})
+
+
+def test_init_from_starts_a_fresh_run_from_the_ema_weights_and_a_resume_ignores_it(tmp_path):
+    source = trainer(str(tmp_path / "source"), max_steps=6)
+    source.fit()
+    source.close()
+    stored = load_checkpoint(source.store.latest())
+    ema_weights = stored["ema"]["weights"]
+    assert any(not torch.equal(ema_weights[k], stored["model"][k]) for k in ema_weights)  # the EMA is chosen
+    tuned = trainer(str(tmp_path / "tuned"), init_from=str(source.store.latest()), max_steps=8)
+    for name, value in tuned.model.state_dict().items():
+        assert torch.equal(value, ema_weights[name]), name
+        assert torch.equal(tuned.ema_model.state_dict()[name], ema_weights[name]), name  # and the EMA
+    tuned.fit(until_step=4)
+    tuned.close()
+    after = {k: v.clone() for k, v in tuned.model.state_dict().items()}
+    resumed = trainer(str(tmp_path / "tuned"), init_from=str(source.store.latest()), max_steps=8)
+    assert resumed.step == 4
+    for name, value in resumed.model.state_dict().items():  # the resume's weights, not init_from's
+        assert torch.equal(value, after[name]), name
+    resumed.close()
+
+
+def test_init_from_a_checkpoint_of_another_architecture_lists_the_differences(tmp_path):
+    from tiny_training import NoisyRegression, config, dataset
+
+    from vecfield.nn import MLP
+    from vecfield.train import Trainer
+
+    source = trainer(str(tmp_path / "source"), max_steps=6)
+    source.fit()
+    source.close()
+    wider = MLP(4, out_features=1, hidden_features=32, depth=2, time_features=0)
+
+    with pytest.raises(CheckpointError, match=r"init_from .*do not fit this model \(shape \(checkpoint ≠ "
+                                              r"model\): .*\(16, 4\) ≠ \(32, 4\)"):
+        Trainer(NoisyRegression(), wider, dataset(),
+                config(str(tmp_path / "wide"), init_from=str(source.store.latest())))
+    with pytest.raises(ValueError, match="init_from must be the path"):
+        config(str(tmp_path / "x"), init_from="")

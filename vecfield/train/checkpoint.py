@@ -146,6 +146,31 @@ def load_model_weights(path: str | os.PathLike[str], model: nn.Module,
     return checkpoint
 
 
+def load_initial_weights(path: str | os.PathLike[str], model: nn.Module) -> None:
+    """Start ``model`` from the weights of another run's checkpoint (its EMA weights when it has
+    them): fine-tuning, e.g. a generative forecaster from a deterministic one of the same network.
+
+    Unlike :func:`load_model_weights` the checkpoint may belong to another model class, but every
+    parameter and buffer must match by name and shape; otherwise a CheckpointError lists the
+    differences (nothing is loaded).
+    """
+    checkpoint = load_checkpoint(path)
+    weights = checkpoint["ema"]["weights"] if checkpoint.get("ema") is not None else checkpoint["model"]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shapes = sorted(f"{name} {tuple(weights[name].shape)} ≠ {tuple(own[name].shape)}"
+                    for name in set(own) & set(weights) if weights[name].shape != own[name].shape)
+    if missing or unexpected or shapes:
+        listed = "; ".join(f"{what}: {', '.join(names[:4])}{' …' if len(names) > 4 else ''}"
+                           for what, names in (("missing", missing), ("unexpected", unexpected),
+                                               ("shape (checkpoint ≠ model)", shapes)) if names)
+        raise CheckpointError(f"init_from {path}: its weights do not fit this model ({listed}); build the "
+                              "model with the checkpoint's architecture (for a forecaster: the same "
+                              "model.latent, processor_layers, time_features and mesh levels)")
+    model.load_state_dict(weights)
+
+
 class CheckpointStore:
     """The checkpoint folder: ``step_<step>.pt`` files (the last ``keep_last`` kept) and ``best.pt``."""
 

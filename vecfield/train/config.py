@@ -80,6 +80,7 @@ class TrainerConfig:
     progress_bar: bool = True
     resume: bool = True
     cpu_mmap_threshold: int | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run_dir, str) or not self.run_dir:
@@ -127,6 +128,9 @@ class TrainerConfig:
             raise ValueError("validate_with_ema=true needs an EMA: set ema_decay, or validate_with_ema=false")
         if self.cpu_mmap_threshold is not None:
             check_mmap_threshold(self.cpu_mmap_threshold)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"init_from must be the path of a checkpoint to start from, or null; "
+                             f"got {self.init_from!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 

@@ -28,6 +28,7 @@ from vecfield.train.checkpoint import (
     check_plain,
     class_path,
     load_checkpoint,
+    load_initial_weights,
 )
 from vecfield.train.config import RUNTIME_FIELDS, TrainerConfig
 from vecfield.train.distributed import DistributedContext
@@ -130,6 +131,10 @@ class Trainer:
         self.device = self.context.device
         if self.device.type == "cpu" and config.cpu_mmap_threshold is not None:
             set_mmap_threshold(config.cpu_mmap_threshold)  # bounded peak RSS (vecfield/train/allocator.py)
+        self.run_dir = Path(config.run_dir)
+        self.store = CheckpointStore(self.run_dir / "checkpoints", config.keep_last)
+        if config.init_from is not None and self.store.latest() is None:
+            load_initial_weights(config.init_from, model)  # a fresh run starts from them (a resume does not)
         self.model = model.to(self.device)
         self.ema = build_ema(self.model, config.ema_decay) if config.ema_decay is not None else None
         self.optimizer = build_optimizer(self.model, config)
@@ -154,8 +159,6 @@ class Trainer:
             self.val_loader = DataLoader(val_data, batch_size=config.val_batch_size or config.batch_size,
                                          shuffle=False, collate_fn=collate_fn, num_workers=config.num_workers)
 
-        self.run_dir = Path(config.run_dir)
-        self.store = CheckpointStore(self.run_dir / "checkpoints", config.keep_last)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_value: float | None = None
         self.elapsed_s = 0.0
