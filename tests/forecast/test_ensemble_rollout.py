@@ -111,6 +111,9 @@ def test_streamed_ensemble_equals_the_in_memory_one_and_resumes_identically(worl
     for other in ({"churn": 2.5}, {"churn_noise": 1.2}):
         with forecaster.module.sampling(**other), pytest.raises(ValueError, match="sampler"):
             forecaster.rollout_to_zarr(ds, STEPS, path, init_times=inits, members=3, seed=7)
+    assert stored.attrs["noise_seed"] == 7
+    with pytest.raises(ValueError, match="noise seed"):  # another seed would splice two ensembles
+        forecaster.rollout_to_zarr(ds, STEPS, tmp_path / "resumed.zarr", init_times=inits, members=3, seed=8)
 
 
 def test_churned_ensembles_differ_from_the_ode_and_keep_seeds_and_chunking_invariance(world):

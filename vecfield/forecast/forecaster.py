@@ -200,7 +200,7 @@ class Forecaster:
         latitude, longitude)."""
         return self._forecast_dataset(state[:, None], inits, lead)
 
-    def _attrs(self, steps: int) -> dict[str, Any]:
+    def _attrs(self, steps: int, seed: int) -> dict[str, Any]:
         return {
             "vecfield_version": vecfield.__version__,
             "step_hours": self.spec.step_hours,
@@ -208,16 +208,17 @@ class Forecaster:
             "layout": "WeatherBench2 forecast: time = initialization time, valid time = time + "
             "prediction_timedelta",
             **{f"source_{k}": v for k, v in self.provenance.items()},
-            **self._sampler_attrs(),
+            **self._sampler_attrs(seed),
         }
 
-    def _sampler_attrs(self) -> dict[str, Any]:
-        """The generative sampler the forecast was made with (none for a deterministic one)."""
+    def _sampler_attrs(self, seed: int) -> dict[str, Any]:
+        """The generative sampler and noise seed the forecast was made with (none for a deterministic
+        one)."""
         module = self.module
         if not isinstance(module, GenerativeOneStepForecaster):
             return {}
         return {"sampling_steps": module.sampling_steps, "sampling_churn": module.sampling_churn,
-                "sampling_churn_noise": module.sampling_churn_noise}
+                "sampling_churn_noise": module.sampling_churn_noise, "noise_seed": seed}
 
     def _prepare(
         self, initial: xr.Dataset, init_times: Sequence[Any] | None, steps: int, batch_size: int,
@@ -297,7 +298,7 @@ class Forecaster:
         (generative forecasters) adds the ensemble dim ``realization``."""
         inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed)
         forecast = self._forecast_dataset(torch.stack(list(leads), dim=1), inits, 1)  # xarray assembled once
-        forecast.attrs.update(self._attrs(steps))
+        forecast.attrs.update(self._attrs(steps, seed))
         return forecast
 
     def rollout_to_zarr(
@@ -324,17 +325,17 @@ class Forecaster:
                 existing.sizes.get("prediction_timedelta") == steps
                 and existing.sizes.get(ENSEMBLE_DIM, 1) == members
                 and np.array_equal(existing["time"].values, inits)
-                and all(existing.attrs.get(k) == v for k, v in self._sampler_attrs().items())
+                and all(existing.attrs.get(k) == v for k, v in self._sampler_attrs(seed).items())
             )
             if not same:
                 raise ValueError(
-                    f"{path} holds another forecast (different initializations, steps, members or "
-                    "sampler); "
+                    f"{path} holds another forecast (different initializations, steps, members, "
+                    "sampler or noise seed); "
                     "choose a new output path or delete it"
                 )
             done = int(existing.attrs.get(COMPLETED, 0))
         if done == 0:
-            self._template(inits, steps, members).to_zarr(path, mode="w", compute=False, zarr_format=2)
+            self._template(inits, steps, members, seed).to_zarr(path, mode="w", compute=False, zarr_format=2)
         if done == steps:
             return path
         states, times, rows, ensemble = self._rows(
@@ -370,7 +371,7 @@ class Forecaster:
         stacked = np.stack(per_member, axis=1)  # (B, M, N, C)
         return torch.from_numpy(stacked.reshape(-1, *stacked.shape[2:]))
 
-    def _template(self, inits: np.ndarray, steps: int, members: int = 1) -> xr.Dataset:
+    def _template(self, inits: np.ndarray, steps: int, members: int, seed: int) -> xr.Dataset:
         """The lazy (dask) layout of the full forecast, written before any lead."""
         import dask.array
 
@@ -395,7 +396,7 @@ class Forecaster:
             **({"level": levels} if levels else {}),
             **({ENSEMBLE_DIM: np.arange(members)} if members > 1 else {}),
         }
-        return xr.Dataset(data, coords=coords, attrs={**self._attrs(steps), COMPLETED: 0})
+        return xr.Dataset(data, coords=coords, attrs={**self._attrs(steps, seed), COMPLETED: 0})
 
 
 class _Ensemble:
