@@ -8,7 +8,8 @@ it rolls out, ``rollout.steps`` leads each:
   and S_noise = ``--churn-noise`` (default the model's), timed (members per second of a whole rollout);
 and reports per channel at 24 h … 120 h: the spread–skill ratio (finite-ensemble corrected), the
 ensemble's fair CRPS against the deterministic MAE (the CRPS of a single-valued forecast), and the
-ensemble-mean RMSE against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
+ensemble-mean RMSE (and WeatherBench2's debiased ensemble-mean RMSE, the estimate for an infinite
+ensemble) against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
 same scores for each ``--sweep`` sampler, ``steps`` (the ODE), ``steps:S_churn`` (GenCast's
 stochastic sampler) or ``steps:S_churn:S_noise`` (its noise inflated), i.e. quality against
 cost; and the log-score of the verifying state (exact ODE likelihood, Hutchinson divergence) with
@@ -78,6 +79,10 @@ def _scores(ensemble: xr.Dataset, deterministic: xr.Dataset, truth: xr.Dataset) 
         "spread_skill_ratio": _channels(probabilistic["spread_skill_ratio"]),
         "crps": _channels(probabilistic["crps"]),
         "ensemble_mean_rmse": _channels(probabilistic["ensemble_mean_rmse"]),
+        # WB2's DebiasedEnsembleMeanMSE = MSE(mean) − variance/M: the infinite ensemble's estimate
+        "debiased_ensemble_mean_rmse": _channels(
+            np.sqrt(probabilistic["debiased_ensemble_mean_mse"].clip(min=0))
+        ),
         "deterministic_mae": _channels(ev.mae(deterministic, truth).compute()),
         "deterministic_rmse": _channels(ev.rmse(deterministic, truth).compute()),
     }
@@ -95,11 +100,10 @@ def _summary(scores: dict[str, dict], lead_hours: np.ndarray) -> dict[str, float
         out[f"crps_over_det_mae_{h}h"] = float(
             np.mean([scores["crps"][c][i] / scores["deterministic_mae"][c][i] for c in channels])
         )
-        out[f"ens_rmse_over_det_rmse_{h}h"] = float(
-            np.mean(
-                [scores["ensemble_mean_rmse"][c][i] / scores["deterministic_rmse"][c][i] for c in channels]
+        for key, name in (("ensemble_mean_rmse", "ens"), ("debiased_ensemble_mean_rmse", "debiased_ens")):
+            out[f"{name}_rmse_over_det_rmse_{h}h"] = float(
+                np.mean([scores[key][c][i] / scores["deterministic_rmse"][c][i] for c in channels])
             )
-        )
     return out
 
 
