@@ -162,3 +162,6 @@ def test_init_from_a_checkpoint_of_another_architecture_lists_the_differences(tm
                 config(str(tmp_path / "wide"), init_from=str(source.store.latest())))
     with pytest.raises(ValueError, match="init_from must be the path"):
         config(str(tmp_path / "x"), init_from="")
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        Trainer(NoisyRegression(), wider, dataset(),
+                config(str(tmp_path / "y"), init_from=str(tmp_path / "no.pt")))

@@ -154,6 +154,9 @@ def load_initial_weights(path: str | os.PathLike[str], model: nn.Module) -> None
     parameter and buffer must match by name and shape; otherwise a CheckpointError lists the
     differences (nothing is loaded).
     """
+    if not Path(path).is_file():
+        raise CheckpointError(f"init_from {path}: no such checkpoint file; give the path of a finished run's "
+                              "checkpoint (e.g. <run_dir>/checkpoints/best.pt)")
     checkpoint = load_checkpoint(path)
     weights = checkpoint["ema"]["weights"] if checkpoint.get("ema") is not None else checkpoint["model"]
     own = model.state_dict()
