@@ -39,7 +39,7 @@ from vecfield.forecast.ensemble import ENSEMBLE_DIM, MemberStepper, member_keys
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.rollout import Stepper, autoregressive
 from vecfield.forecast.step import OneStepForecaster
-from vecfield.train.checkpoint import load_checkpoint
+from vecfield.train.checkpoint import load_checkpoint, preferred_weights
 
 COMPLETED = "completed_leads"
 
@@ -75,8 +75,8 @@ class Forecaster:
         checkpoint = load_checkpoint(path)
         spec = ForecasterSpec.from_metadata(checkpoint.get("metadata", {}), str(path))
         module = spec.build(graph_cache)
-        use_ema = prefer_ema and checkpoint.get("ema") is not None
-        module.load_state_dict(checkpoint["ema"]["weights"] if use_ema else checkpoint["model"])
+        weights, use_ema = preferred_weights(checkpoint, prefer_ema)
+        module.load_state_dict(weights)
         provenance = {
             "checkpoint": str(path),
             "checkpoint_step": int(checkpoint["step"]),

@@ -135,14 +135,20 @@ def check_identity(checkpoint: Mapping[str, Any], model: nn.Module, task: object
                                   f"build a {stored} (with the checkpoint's config) or use another run_dir")
 
 
+def preferred_weights(checkpoint: Mapping[str, Any], prefer_ema: bool = True) -> tuple[dict[str, Any], bool]:
+    """The state dict to sample or forecast with — the EMA weights when present and ``prefer_ema`` —
+    and whether it is the EMA's."""
+    use_ema = prefer_ema and checkpoint.get("ema") is not None
+    return (checkpoint["ema"]["weights"] if use_ema else checkpoint["model"]), use_ema
+
+
 def load_model_weights(path: str | os.PathLike[str], model: nn.Module,
                        prefer_ema: bool = True) -> dict[str, Any]:
-    """Load a checkpoint's weights into ``model`` — the EMA weights when present and ``prefer_ema``
-    (what sampling and forecasting use) — and return the checkpoint (config, metadata…)."""
+    """Load a checkpoint's weights into ``model`` (``preferred_weights``) and return the checkpoint
+    (config, metadata…)."""
     checkpoint = load_checkpoint(path)
     check_identity(checkpoint, model)
-    use_ema = prefer_ema and checkpoint.get("ema") is not None
-    model.load_state_dict(checkpoint["ema"]["weights"] if use_ema else checkpoint["model"])
+    model.load_state_dict(preferred_weights(checkpoint, prefer_ema)[0])
     return checkpoint
 
 
@@ -158,7 +164,7 @@ def load_initial_weights(path: str | os.PathLike[str], model: nn.Module) -> None
         raise CheckpointError(f"init_from {path}: no such checkpoint file; give the path of a finished run's "
                               "checkpoint (e.g. <run_dir>/checkpoints/best.pt)")
     checkpoint = load_checkpoint(path)
-    weights = checkpoint["ema"]["weights"] if checkpoint.get("ema") is not None else checkpoint["model"]
+    weights, _ = preferred_weights(checkpoint)
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
