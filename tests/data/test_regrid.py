@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from vecfield.data.regrid import cell_areas, crop_area, regrid, regular_grid
+from vecfield.data.regrid import crop_area, regrid, regular_grid
 from vecfield.data.sources import open_dataset
 
 
@@ -39,12 +39,6 @@ def test_conservative_coarsening_preserves_global_mean(shared_data, path, kwargs
     for name in ds.data_vars:
         fine, coarse_mean = _global_mean(ds[name]), _global_mean(coarse[name])
         np.testing.assert_allclose(coarse_mean, fine, rtol=1e-6, atol=1e-6 * np.abs(fine).max())
-
-
-def test_cell_areas_cover_the_sphere():
-    for resolution, poles in [(5.625, False), (1.5, True), (0.75, True)]:
-        lat, lon = regular_grid(resolution, poles)
-        assert cell_areas(lat, lon).sum() == pytest.approx(4 * np.pi, rel=1e-12)
 
 
 def test_conservative_block_mean_without_poles():

@@ -18,9 +18,9 @@ from vecfield.forecast.generative import (
     GenerativeOneStepForecaster,
     SphereNoise,
     generative_field,
-    relative_cell_area,
 )
 from vecfield.forecast.weights import loss_weights
+from vecfield.geo import relative_cell_areas
 
 LAT = np.arange(-90 + 5.625 / 2, 90, 5.625)  # the default dataset's 32 rows, no poles
 N_LON = 64
@@ -48,7 +48,7 @@ def row_integral_variance(std: torch.Tensor, area: torch.Tensor) -> torch.Tensor
 
 
 def test_sphere_noise_has_the_same_variance_per_unit_area_at_every_latitude():
-    area = relative_cell_area(LAT, N_LON)
+    area = torch.from_numpy(relative_cell_areas(LAT, N_LON))
     assert area.mean().item() == pytest.approx(1.0)
     noise = SphereNoise(area)
     # exact: the variance of the area integral over each latitude band equals the band's area
@@ -120,7 +120,7 @@ def test_generative_model_with_zero_noise_reduces_to_the_deterministic_rollout(w
         def forward(self, x, t, cond):
             return self.gnn(torch.zeros_like(x), torch.zeros_like(t), cond)
 
-    noise = SphereNoise(relative_cell_area(spec.latitude, spec.longitude.size), scale=0.0)
+    noise = SphereNoise.on_grid(spec.latitude, spec.longitude.size, scale=0.0)
     field = generative_field(ConditionOnly(), "flow_matching", noise, (512, 5), sampling_steps=4)
     zero_noise = GenerativeOneStepForecaster(field, spec.normalization, deterministic.loss_weight, noise)
     assert isinstance(deterministic, OneStepForecaster) and deterministic.field.method == "deterministic"
@@ -165,8 +165,7 @@ def test_log_score_of_a_translation_flow_is_the_shifted_sphere_gaussian(world):
             # the normalized current state as a fixed shift (0·x keeps x in the autograd graph)
             return self.scale * cond[..., 5:10] + 0.0 * x
 
-    area = relative_cell_area(spec.latitude, spec.longitude.size)
-    noise = SphereNoise(area)
+    noise = SphereNoise.on_grid(spec.latitude, spec.longitude.size)
     field = generative_field(Shift(), "flow_matching", noise, (512, 5), sampling_steps=4)
     weight = loss_weights(spec.latitude, spec.longitude.size, spec.state_layout.channels)
     module = GenerativeOneStepForecaster(field, spec.normalization, weight, noise).double()

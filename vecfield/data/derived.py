@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from vecfield.data.forcings import toa_incident_solar_radiation
+from vecfield.geo import latitude_weights
 
 ONE_HOUR = np.timedelta64(1, "h")
 
@@ -39,12 +40,13 @@ def total_precipitation_6hr(hourly: xr.DataArray) -> xr.DataArray:
 def validate_tisr(source: xr.DataArray, tolerance: float = 0.02) -> None:
     """Raise when a source's TISR (time, latitude, longitude) disagrees with the computed one.
 
-    Compares the area-weighted (cos φ) totals per time; a relative difference above ``tolerance``
-    means a different convention (W m⁻² instead of J m⁻², another accumulation period, a shift).
+    Compares the area-weighted totals per time (:func:`vecfield.geo.latitude_weights`); a relative
+    difference above ``tolerance`` means a different convention (W m⁻² instead of J m⁻², another
+    accumulation period, a shift).
     """
     times = source["time"].values
     computed = toa_incident_solar_radiation(times, source["latitude"].values, source["longitude"].values)
-    weights = np.cos(np.deg2rad(source["latitude"].values))[None, :, None]
+    weights = latitude_weights(source["latitude"].values)[None, :, None]
     given = (np.asarray(source.values, dtype=np.float64) * weights).sum((1, 2))
     expected = (computed * weights).sum((1, 2))
     worst = np.max(np.abs(given - expected) / np.maximum(expected, 1e-12))

@@ -9,8 +9,9 @@ and on the sphere a lat-lon cell's area factorizes, |[φ₀,φ₁]×[λ₀,λ₁
 so (1) is a product of two 1-D overlap matrices (latitude in sin φ, longitude periodic in λ),
 applied lazily with ``xarray.dot``. Whenever every source cell is covered by target cells, the
 area-weighted global mean Σ_j |B_j| y_j / Σ_j |B_j| equals the source's exactly. Cell bounds are
-the midpoints between centres; the outermost rows extend half a spacing and are clipped at ±90°
-(so a row at a pole is a half cell, as in WeatherBench2's ``equiangular_with_poles`` grids).
+the package's one definition (:mod:`vecfield.geo`): midpoints between centres, the outer bounds at
+the poles on grids that reach them (so a pole row is a thin cap, as in WeatherBench2's
+``equiangular_with_poles`` grids) and half a spacing beyond the outer rows of a regional box.
 
 Bilinear interpolation (``xarray.Dataset.interp`` with scipy) serves refinement and non-integer
 ratios; longitude is treated as periodic.
@@ -18,6 +19,8 @@ ratios; longitude is treated as periodic.
 
 import numpy as np
 import xarray as xr
+
+from vecfield.geo import latitude_edges, longitude_edges
 
 
 def regular_grid(resolution: float, include_poles: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -38,42 +41,9 @@ def regular_grid(resolution: float, include_poles: bool) -> tuple[np.ndarray, np
     return latitude, resolution * np.arange(round(columns))
 
 
-def latitude_bounds(latitude: np.ndarray) -> np.ndarray:
-    """(H + 1,) cell edges in degrees for increasing centres: midpoints, outer edges clipped at ±90."""
-    latitude = np.asarray(latitude, dtype=np.float64)
-    if latitude.size < 2:
-        raise ValueError("a latitude axis needs at least two rows to define cells")
-    mid = 0.5 * (latitude[1:] + latitude[:-1])
-    first = latitude[0] - 0.5 * (latitude[1] - latitude[0])
-    last = latitude[-1] + 0.5 * (latitude[-1] - latitude[-2])
-    return np.clip(np.concatenate([[first], mid, [last]]), -90.0, 90.0)
-
-
-def longitude_bounds(longitude: np.ndarray) -> np.ndarray:
-    """(W + 1,) cell edges in degrees for increasing longitudes (periodic when the grid is global)."""
-    longitude = np.asarray(longitude, dtype=np.float64)
-    if longitude.size < 2:
-        raise ValueError("a longitude axis needs at least two columns to define cells")
-    mid = 0.5 * (longitude[1:] + longitude[:-1])
-    return np.concatenate(
-        [
-            [longitude[0] - 0.5 * (longitude[1] - longitude[0])],
-            mid,
-            [longitude[-1] + 0.5 * (longitude[-1] - longitude[-2])],
-        ]
-    )
-
-
-def cell_areas(latitude: np.ndarray, longitude: np.ndarray) -> np.ndarray:
-    """(H, W) areas on the unit sphere, (sin φ₁ − sin φ₀)(λ₁ − λ₀) with λ in radians."""
-    lat = np.sin(np.deg2rad(latitude_bounds(latitude)))
-    lon = np.deg2rad(longitude_bounds(longitude))
-    return np.diff(lat)[:, None] * np.diff(lon)[None, :]
-
-
 def _latitude_overlap(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(H_target, H_source) overlaps in sin φ of the latitude bands."""
-    s, t = np.sin(np.deg2rad(latitude_bounds(source))), np.sin(np.deg2rad(latitude_bounds(target)))
+    s, t = np.sin(np.deg2rad(latitude_edges(source))), np.sin(np.deg2rad(latitude_edges(target)))
     upper = np.minimum(t[1:, None], s[None, 1:])
     lower = np.maximum(t[:-1, None], s[None, :-1])
     return np.maximum(upper - lower, 0.0)
@@ -81,7 +51,7 @@ def _latitude_overlap(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def _longitude_overlap(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(W_target, W_source) overlaps in degrees, counting the 360° periodicity."""
-    s, t = longitude_bounds(source), longitude_bounds(target)
+    s, t = longitude_edges(source), longitude_edges(target)
     overlap = np.zeros((t.size - 1, s.size - 1))
     for shift in (-360.0, 0.0, 360.0):
         upper = np.minimum(t[1:, None], s[None, 1:] + shift)

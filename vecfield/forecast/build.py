@@ -22,7 +22,6 @@ from vecfield.forecast.generative import (
     GenerativeOneStepForecaster,
     SphereNoise,
     generative_field,
-    relative_cell_area,
 )
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.step import OneStepForecaster
@@ -131,7 +130,7 @@ class ForecasterSpec:
         if m.method == "deterministic":
             field = VectorFieldModel(net, method="deterministic")
             return OneStepForecaster(field, self.normalization, weight)
-        noise = SphereNoise(relative_cell_area(self.latitude, self.longitude.size))
+        noise = SphereNoise.on_grid(self.latitude, self.longitude.size)
         field = generative_field(net, m.method, noise, (self.latitude.size * self.longitude.size, c),
                                  m.sampling_steps, m.sampling_churn, m.sampling_churn_noise)
         return GenerativeOneStepForecaster(field, self.normalization, weight, noise)

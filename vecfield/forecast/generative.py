@@ -44,27 +44,22 @@ from torch import Tensor
 from vecfield.core.model import VectorFieldModel
 from vecfield.core.schedules import EDMSchedule
 from vecfield.core.solvers import Churn
-from vecfield.evaluate.weights import latitude_weights
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.step import OneStepForecaster, StepResult
+from vecfield.geo import relative_cell_areas
 
 GENERATIVE_METHODS: tuple[str, ...] = ("flow_matching", "edm")
 #: GenCast's noise levels (σ_data = 1 in normalized-residual units)
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.02, 88.0, 7.0
 
 
-def relative_cell_area(latitude: np.ndarray, n_longitude: int) -> Tensor:
-    """(nodes,) area of each grid cell relative to the mean cell (mean 1), latitude-major nodes."""
-    rows = latitude_weights(np.asarray(latitude, dtype=np.float64))
-    return torch.from_numpy(np.repeat(rows, n_longitude))
-
-
 class SphereNoise:
     """Eq. (2): Gaussian noise with latitude-independent variance per unit area, as a noise sampler
     ``(shape, generator, dtype, device) -> Tensor`` for shapes (B, nodes, C).
 
-    relative_area: (nodes,) cell areas with mean 1 (``relative_cell_area``); scale: overall amplitude
-    (1 for sampling; 0 makes every member the deterministic solution of the ODE from y₀ = 0).
+    relative_area: (nodes,) cell areas with mean 1 (``vecfield.geo.relative_cell_areas``; ``on_grid``
+    builds it for a lat-lon grid); scale: overall amplitude (1 for sampling; 0 makes every member
+    the deterministic solution of the ODE from y₀ = 0).
     """
 
     def __init__(self, relative_area: Tensor, scale: float = 1.0) -> None:
@@ -73,6 +68,12 @@ class SphereNoise:
         if scale < 0:
             raise ValueError(f"the noise scale must be ≥ 0, got {scale}")
         self.std = (scale / relative_area.double().sqrt())[:, None]  # (nodes, 1)
+
+    @classmethod
+    def on_grid(cls, latitude: np.ndarray, n_longitude: int, scale: float = 1.0) -> "SphereNoise":
+        """Noise on the latitude-major nodes of a lat-lon grid (rows ``latitude``, ``n_longitude``
+        evenly spaced columns), with the package's cell areas."""
+        return cls(torch.from_numpy(relative_cell_areas(latitude, n_longitude)), scale)
 
     def transform(self, z: Tensor) -> Tensor:
         """ε = z/√a from standard normal z (B, nodes, C)."""

@@ -4,9 +4,9 @@ For grid node n at latitude φ_n and state channel c (variable v_c at level p_c)
 
     w[n, c] = w_lat(φ_n) · w_level(c) · w_var(v_c)                                          (1)
 
-w_lat: cell area normalized to mean 1 over the latitude rows (``vecfield.evaluate.latitude_weights``,
-sin φ⁺ − sin φ⁻); w_level: p_c / mean(p) over the dataset's pressure levels for pressure-level
-variables, 1 for single-level ones; w_var: from the config (default 1).
+w_lat: cell area normalized to mean 1 over the latitude rows (``vecfield.geo.latitude_weights``,
+sin φ⁺ − sin φ⁻, the weights evaluation uses); w_level: p_c / mean(p) over the dataset's pressure
+levels for pressure-level variables, 1 for single-level ones; w_var: from the config (default 1).
 """
 
 from collections.abc import Mapping, Sequence
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vecfield.evaluate.weights import latitude_weights
+from vecfield.geo import relative_cell_areas
 
 
 def level_weights(channels: Sequence[tuple[str, int | None]]) -> np.ndarray:
@@ -43,6 +43,6 @@ def loss_weights(
             f"variable_weights names {unknown}, which are not predicted variables; "
             f"choose among {sorted(names)}"
         )
-    lat = np.repeat(latitude_weights(np.asarray(latitude, dtype=np.float64)), n_longitude)  # (nodes,)
+    lat = relative_cell_areas(latitude, n_longitude)  # (nodes,)
     per_channel = level_weights(channels) * np.array([variable_weights.get(n, 1.0) for n, _ in channels])
     return torch.from_numpy(np.outer(lat, per_channel)).float()
