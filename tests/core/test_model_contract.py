@@ -81,6 +81,14 @@ def test_deterministic_forecaster_is_weighted_mse_and_one_euler_step() -> None:
     assert net.calls == 1
     torch.testing.assert_close(prediction, x0 + net(x0, zero_time, cond), rtol=0, atol=1e-14)
 
+    # training: one forward pass gives the loss and the same next state as the sampler's Euler step
+    net.calls = 0
+    output = model.training_loss(x1, cond, x0=x0, weight=weight)
+    assert net.calls == 1
+    torch.testing.assert_close(output.loss, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(output.x_t, x0, rtol=0, atol=0)
+    torch.testing.assert_close(model.predicted_data(output), prediction, rtol=0, atol=1e-14)
+
 
 def test_conditions_pass_unchanged_through_every_solver() -> None:
     net = GridField(channels=2, cond_channels=1).double()

@@ -2,6 +2,7 @@
 
     model = VectorFieldModel(net, method="flow_matching")
     loss = model.loss(x1, cond)                     # scalar; backpropagate it
+    out = model.training_loss(x1, cond)             # LossOutput(loss, prediction, x_t, t), no host sync
     x = model.sample(1000, cond, steps=20, solver="heun", guidance=2.0)
     nats = model.log_prob(x, cond, divergence="hutchinson")
 
@@ -29,6 +30,7 @@ from vecfield.core.objective import (
     FixedTime,
     LogitNormalTime,
     LogNormalSigmaTime,
+    LossOutput,
     Objective,
     TimeSampler,
     UniformTime,
@@ -212,18 +214,20 @@ class VectorFieldModel(nn.Module):
         return endpoints(prediction, self.options.target, x_t, self._coefficients(t, x_t))
 
     # ---------------------------------------------------------------- training
-    def loss(self, x1: Tensor, cond: Any = None, x0: Tensor | None = None, weight: Tensor | None = None,
-             t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """Scalar training loss on data x₁ (B, …).
+    def training_loss(self, x1: Tensor, cond: Any = None, x0: Tensor | None = None,
+                      weight: Tensor | None = None, t: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> LossOutput:
+        """The training loss on data x₁ (B, …) with the prediction and x_t it came from.
 
         x0: a caller-supplied source paired with x₁ (e.g. the current state); default from the coupling.
         weight: per-element weights broadcastable to x₁ (e.g. latitude × level × variable).
         t: per-example flow times (B,) overriding the time sampler.
+        No host synchronization: a non-finite loss is returned as it is, for the caller (the
+        ``Trainer``) to check when it synchronizes anyway; ``loss`` checks at once.
         """
         if not torch.is_tensor(x1) or not x1.is_floating_point() or x1.ndim < 2:
             raise ValueError("x1 must be a floating-point tensor of shape (batch, …)")
         check_condition_batch(cond, x1.shape[0])
-        supplied = x0
         if x0 is None:
             x0 = self.coupling.pair(x1, generator)
         elif x0.shape != x1.shape:
@@ -231,12 +235,26 @@ class VectorFieldModel(nn.Module):
                              f"the data's shape {tuple(x1.shape)}")
         if self.options.cond_dropout:
             cond = drop_condition(self.net, cond, self.options.cond_dropout, generator)
-        loss = self.objective.loss(self.predict, x1, x0, cond, weight=weight, t=t, generator=generator)
-        # NaN anywhere in the inputs reaches the loss, so one scalar check stands in for a scan of the
-        # whole batch; the inputs are searched only when the loss is not finite.
+        return self.objective.loss(self.predict, x1, x0, cond, weight=weight, t=t, generator=generator)
+
+    def loss(self, x1: Tensor, cond: Any = None, x0: Tensor | None = None, weight: Tensor | None = None,
+             t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Scalar training loss on data x₁ (B, …); arguments as ``training_loss``.
+
+        A NaN anywhere in the inputs reaches the loss, so one scalar check (a host sync) stands in
+        for a scan of the whole batch; the inputs are searched, and the culprit named, only when the
+        loss is not finite.
+        """
+        loss = self.training_loss(x1, cond, x0, weight, t, generator).loss
         if not math.isfinite(loss.item()):
-            raise_on_nan_inputs(x1, supplied, weight)
+            raise_on_nan_inputs(x1, x0, weight)
         return loss
+
+    def predicted_data(self, output: LossOutput) -> Tensor:
+        """x̂₁, the data that the prediction of ``training_loss`` implies at (x_t, t): for the
+        deterministic method (x_t = x₀ = 0 at t = 0, velocity target) one Euler step over [0, 1]."""
+        return endpoints(output.prediction, self.options.target, output.x_t,
+                         self._coefficients(output.t, output.x_t))[0]
 
     # ---------------------------------------------------------------- sampling
     def _event_shape(self) -> tuple[int, ...]:

@@ -139,6 +139,21 @@ Weighting = Callable[[PathCoefficients], Tensor]
 
 
 @dataclass(frozen=True)
+class LossOutput:
+    """The training loss and what it was computed from, so that a caller can reuse the one forward
+    pass (the one-step forecaster feeds its prediction into the next autoregressive step).
+
+    loss: scalar; prediction: f_θ(x_t, t, c) in the target space, x₁'s shape; x_t: the point on the
+    path, x₁'s shape; t: (B,) the flow times.
+    """
+
+    loss: Tensor
+    prediction: Tensor
+    x_t: Tensor
+    t: Tensor
+
+
+@dataclass(frozen=True)
 class Objective:
     """The loss above for one choice of path, target, time sampler and weighting."""
 
@@ -151,8 +166,8 @@ class Objective:
         check_target(self.target)
 
     def loss(self, predict: Predictor, x1: Tensor, x0: Tensor, cond: Any = None, weight: Tensor | None = None,
-             t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """Scalar loss for data x₁ (B, …) paired with source x₀ (B, …).
+             t: Tensor | None = None, generator: torch.Generator | None = None) -> LossOutput:
+        """The loss for data x₁ (B, …) paired with source x₀ (B, …), with its prediction and x_t.
 
         ``predict(x_t, t, cond)`` is the model in target space; ``t`` (B,) overrides the time sampler;
         ``weight`` is broadcast against x₁ (per-element weights, e.g. (1, nodes, channels)).
@@ -177,7 +192,7 @@ class Objective:
             raise ValueError(f"the network returned shape {tuple(prediction.shape)} for data of shape "
                              f"{tuple(x1.shape)}; its output must match the data's shape")
         if fast and weight is None:
-            return F.mse_loss(prediction, target)
+            return LossOutput(F.mse_loss(prediction, target), prediction, x_t, t)
         squared = (prediction - target) ** 2
         if weight is not None:
             try:
@@ -188,4 +203,4 @@ class Objective:
                                  f"(1, *{tuple(x1.shape[1:])})") from error
         if self.weighting is not uniform_weighting:  # λ = 1 needs no multiplication
             squared = self.weighting(c) * squared
-        return squared.mean()
+        return LossOutput(squared.mean(), prediction, x_t, t)

@@ -69,7 +69,7 @@ class ContinuousFlowDensity(nn.Module):
     def training_loss(self, x: Tensor) -> Tensor:
         """The vector-field model's training objective on a batch (B, *event), a scalar."""
         check_batch(x, self.event_shape)
-        return self.model.loss(x)
+        return self.model.training_loss(x).loss
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -205,7 +205,7 @@ class GenerativeOneStepForecaster(OneStepForecaster):
             return StepResult(self.step_from_noise(previous, current, forcings, static, z))
         cond = self.condition(previous, current, forcings, static)
         data = self.normalization.residual(target, current)
-        return StepResult(target, self.field.loss(data, cond, weight=self.loss_weight))
+        return StepResult(target, self.field.training_loss(data, cond, weight=self.loss_weight).loss)
 
     @torch.no_grad()
     def log_score(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor, target: Tensor,

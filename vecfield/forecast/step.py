@@ -88,18 +88,10 @@ class OneStepForecaster(nn.Module):
         if target is None:
             residual = self.field.sample(source, cond)
             return StepResult(self.normalization.apply_residual(current, residual))
-        predictions = []
-
-        def predict(x_t: Tensor, t: Tensor, c: Tensor) -> Tensor:
-            prediction = self.field.predict(x_t, t, c)
-            predictions.append(prediction)
-            return prediction
-
         data = self.normalization.residual(target, current)
-        loss = self.field.objective.loss(predict, data, source, cond, weight=self.loss_weight)
-        (velocity,) = predictions
-        dt = self.field.t_end - self.field.t_start  # one Euler step over the whole interval
-        return StepResult(self.normalization.apply_residual(current, source + dt * velocity), loss)
+        output = self.field.training_loss(data, cond, x0=source, weight=self.loss_weight)
+        residual = self.field.predicted_data(output)  # = the sampler's one Euler step, same forward pass
+        return StepResult(self.normalization.apply_residual(current, residual), output.loss)
 
     def forward(self, inputs: Tensor, forcings: Tensor, static: Tensor, targets: Tensor) -> Tensor:
         """Training loss of a k-step rollout with gradients through it: mean over steps of loss (1).

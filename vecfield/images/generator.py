@@ -95,7 +95,7 @@ class ImageGenerator(nn.Module):
         x = self.to_model_space(images)
         if isinstance(self.model, Glow):
             return self.model.training_loss(x)
-        return self.model.loss(x, labels if self.num_classes else None)
+        return self.model.training_loss(x, labels if self.num_classes else None).loss
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, solver: str = "heun", steps: int = 20,
