@@ -190,6 +190,40 @@ def test_non_finite_loss_stops_before_the_update(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
+def test_between_log_steps_a_non_finite_update_is_caught_before_any_checkpoint_holds_it(tmp_path):
+    """log_every 4: no host sync at updates 5 and 6; update 6 explodes, the sync at 8 names it and
+    the checkpoint of update 4 stays the latest."""
+
+    class ExplodesAtSix(NoisyRegression):
+        calls = 0
+
+        def loss(self, model, batch):
+            ExplodesAtSix.calls += 1
+            scale = math.inf if ExplodesAtSix.calls == 6 else 1.0
+            return super().loss(model, batch) * scale
+
+    synced: list[int] = []
+    config = TrainerConfig(run_dir=str(tmp_path), max_steps=12, batch_size=8, progress_bar=False,
+                           log_every=4, checkpoint_every=4)
+    with Trainer(ExplodesAtSix(), model(), dataset(), config) as run:
+        original = run._synchronize
+
+        def spy(loss, grad_norm):
+            synced.append(run.step + 1)
+            return original(loss, grad_norm)
+
+        run._synchronize = spy
+        with pytest.raises(FloatingPointError, match=r"updates 5–8.*last good checkpoint .*step_0*4\.pt"):
+            run.fit()
+        assert synced == [4, 8]
+        assert run.store.latest().name == "step_000000004.pt"
+    ExplodesAtSix.calls = 6  # no more explosions
+    with Trainer(ExplodesAtSix(), model(), dataset(), config) as resumed:
+        assert resumed.step == 4  # a resume starts from the last good weights
+        resumed.fit()
+        assert resumed.step == 12 and math.isfinite(resumed.last_loss)
+
+
 def test_task_contract_errors_name_the_missing_piece(tmp_path):
     class LossOnly:
         def loss(self, model, batch):

@@ -165,8 +165,9 @@ class Trainer:
         self.last_loss: float | None = None
         self.last_checkpoint: Path | None = None
         self._curriculum_value: int | None = None
+        self._nonfinite: Tensor | None = None  # non-finite updates since the last synchronization
         resume_step = self._restore()
-        self._saved_step = self.step
+        self._saved_step = self._synced_step = self.step
         self.logger: RunLogger | None = None
         if self.context.is_main:
             self.store.prepare()
@@ -270,8 +271,17 @@ class Trainer:
             for batch in self.loader:
                 yield epoch, batch
 
-    def _update(self, batch: Any) -> tuple[float, float]:
-        """One optimizer step; returns the loss (mean over processes) and the pre-clipping gradient norm."""
+    def _update(self, batch: Any, synchronize: bool) -> tuple[float, float] | None:
+        """One optimizer step.
+
+        The loss and the gradient norm stay on the device between synchronization points: a
+        non-finite one is counted on the device (no host sync). With ``synchronize`` (log,
+        validation and checkpoint steps, the last step) the count, the loss (mean over processes)
+        and the pre-clipping gradient norm come to the host before the weights are updated; a
+        non-finite update since the last synchronization raises, so no checkpoint ever holds its
+        weights. With ``log_every: 1`` (the default) every step synchronizes and a non-finite update
+        never touches the weights. Returns (loss, grad_norm) when synchronizing, else None.
+        """
         batch = move_to_device(batch, self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss = self.task.loss(self.forward_model, batch)
@@ -281,18 +291,35 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.config.grad_clip_norm if self.config.grad_clip_norm is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
-        loss_value = float(self.context.mean(loss.detach().to(torch.float64)))
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-            raise FloatingPointError(
-                f"non-finite loss {loss_value} or gradient norm {grad_norm} at update {self.step + 1}; the "
-                "weights were not updated. Lower lr, lengthen warmup_steps, set grad_clip_norm, or check the "
-                f"data; the last good checkpoint is {self.store.latest()}")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)
+        if self._nonfinite is None:
+            self._nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._nonfinite += (~finite).to(torch.float64)
+        values = self._synchronize(loss, grad_norm) if synchronize else None
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return loss_value, grad_norm
+        return values
+
+    def _synchronize(self, loss: Tensor, grad_norm: Tensor) -> tuple[float, float]:
+        """Bring the update's loss (mean over processes) and gradient norm to the host; raise when an
+        update since the last synchronization was not finite (on any process)."""
+        loss_value = float(self.context.mean(loss.detach().to(torch.float64)))
+        grad_value = float(grad_norm)
+        assert self._nonfinite is not None
+        bad_updates = float(self.context.mean(self._nonfinite)) * self.context.world_size
+        self._nonfinite.zero_()
+        if bad_updates > 0 or not (math.isfinite(loss_value) and math.isfinite(grad_value)):
+            since = self._synced_step + 1
+            where = f"update {since}" if since == self.step + 1 else f"updates {since}–{self.step + 1}"
+            raise FloatingPointError(
+                f"non-finite loss or gradient norm in {where} (this one: loss {loss_value}, gradient norm "
+                f"{grad_value}); no checkpoint holds those weights. Lower lr, lengthen warmup_steps, set "
+                f"grad_clip_norm, or check the data; the last good checkpoint is {self.store.latest()}")
+        self._synced_step = self.step + 1
+        return loss_value, grad_value
 
     def _validate(self) -> dict[str, float] | None:
         """Sample-weighted mean of ``task.validate`` over the validation loader, then the task's
@@ -355,20 +382,27 @@ class Trainer:
                         self.task.set_curriculum(value)  # type: ignore[attr-defined]
                         self._curriculum_value = value
                 lr = self.optimizer.param_groups[0]["lr"]
-                loss, grad_norm = self._update(batch)
+                next_step = self.step + 1
+                log_now = next_step % config.log_every == 0 or next_step == config.max_steps
+                synchronize = log_now or next_step == target or next_step % config.checkpoint_every == 0 or (
+                    config.validate_every is not None and next_step % config.validate_every == 0)
+                values = self._update(batch, synchronize)
                 self.step += 1
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch == self.sampler.batches_per_epoch:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 self.elapsed_s = elapsed_before + time.monotonic() - clock_start
-                self.last_loss = loss
                 last = self.step == config.max_steps
-                if self.logger is not None and (self.step % config.log_every == 0 or last):
-                    row = {"step": self.step, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "wallclock_s": round(self.elapsed_s, 3), "curriculum": self._curriculum_value}
-                    self.logger.log_train(row if self.curriculum else {k: row[k] for k in TRAIN_COLUMNS})
+                if values is not None:
+                    loss, grad_norm = values
+                    self.last_loss = loss
+                    if log_now and self.logger is not None:
+                        row = {"step": self.step, "epoch": epoch, "loss": loss, "lr": lr,
+                               "grad_norm": grad_norm, "wallclock_s": round(self.elapsed_s, 3),
+                               "curriculum": self._curriculum_value}
+                        self.logger.log_train(row if self.curriculum else {k: row[k] for k in TRAIN_COLUMNS})
+                    progress.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}", refresh=False)
                 progress.update(1)
-                progress.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}", refresh=False)
                 if config.validate_every is not None and (self.step % config.validate_every == 0 or last):
                     metrics = self._validate()
                     if metrics is not None and self.logger is not None:
