@@ -25,18 +25,14 @@ from vecfield.core.couplings import Coupling, NoiseSampler, ZeroCoupling, get_co
 from vecfield.core.guidance import drop_condition, guided_output
 from vecfield.core.likelihood import gaussian_log_prob, ode_log_prob
 from vecfield.core.objective import (
-    DiscreteStepTime,
     EDMWeighting,
-    FixedTime,
-    LogitNormalTime,
-    LogNormalSigmaTime,
     LossOutput,
     Objective,
     TimeSampler,
-    UniformTime,
+    get_time_sampler,
     uniform_weighting,
 )
-from vecfield.core.schedules import DDPMSchedule, GaussianPath, PathCoefficients, Schedule, get_schedule
+from vecfield.core.schedules import GaussianPath, PathCoefficients, Schedule, get_schedule
 from vecfield.core.solvers import (
     CALLS_PER_STEP,
     DIFFUSION_SOLVERS,
@@ -101,29 +97,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "deterministic": {"coupling": "zero", "time_sampler": "fixed", "solver": "euler", "steps": 1},
 }
 OPTIONS: tuple[str, ...] = tuple(Options.__dataclass_fields__)
-TIME_SAMPLERS: tuple[str, ...] = ("uniform", "logit_normal", "lognormal_sigma", "ddpm_steps", "fixed")
 WEIGHTINGS: tuple[str, ...] = ("uniform", "edm")
 EDGE = 1e-3  # how far t_start / t_end move inwards from a singular endpoint
-
-
-def _time_sampler(name: str | TimeSampler, schedule: Schedule) -> TimeSampler:
-    if isinstance(name, TimeSampler):
-        return name
-    if name == "uniform":
-        return UniformTime()
-    if name == "logit_normal":
-        return LogitNormalTime()
-    if name == "lognormal_sigma":
-        return LogNormalSigmaTime(schedule)
-    if name == "ddpm_steps":
-        if not isinstance(schedule, DDPMSchedule):
-            raise ValueError("the ddpm_steps time sampler needs the ddpm schedule; "
-                             "use time_sampler='uniform'")
-        return DiscreteStepTime(schedule.num_steps)
-    if name == "fixed":
-        return FixedTime(0.0)
-    raise ValueError(f"unknown time sampler {name!r}; choose one of {list(TIME_SAMPLERS)} "
-                     "or pass a TimeSampler")
 
 
 class VectorFieldModel(nn.Module):
@@ -163,7 +138,7 @@ class VectorFieldModel(nn.Module):
         self.path = GaussianPath(self.schedule)
         self.coupling = get_coupling(o.coupling, o.noise)
         weighting = EDMWeighting(o.sigma_data) if o.weighting == "edm" else uniform_weighting
-        sampler = _time_sampler(o.time_sampler, self.schedule)
+        sampler = get_time_sampler(o.time_sampler, self.schedule)
         self.objective = Objective(self.path, o.target, sampler, weighting)
         self.t_start, self.t_end = self._interval()
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vecfield.core.schedules import GaussianPath, PathCoefficients, Schedule, check_time
+from vecfield.core.schedules import DDPMSchedule, GaussianPath, PathCoefficients, Schedule, check_time
 from vecfield.core.targets import check_target, target_value
 
 #: A network call already expressed in the objective's target space: (x_t, t, cond) -> prediction.
@@ -117,6 +117,30 @@ class FixedTime(TimeSampler):
     def __call__(self, batch: int, generator: torch.Generator | None, dtype: torch.dtype,
                  device: torch.device) -> Tensor:
         return torch.full((batch,), self.t, dtype=dtype, device=device)
+
+
+TIME_SAMPLERS: tuple[str, ...] = ("uniform", "logit_normal", "lognormal_sigma", "ddpm_steps", "fixed")
+
+
+def get_time_sampler(name: str | TimeSampler, schedule: Schedule) -> TimeSampler:
+    """The time sampler called ``name`` (one of ``TIME_SAMPLERS``) for ``schedule``, or ``name`` itself."""
+    if isinstance(name, TimeSampler):
+        return name
+    if name == "uniform":
+        return UniformTime()
+    if name == "logit_normal":
+        return LogitNormalTime()
+    if name == "lognormal_sigma":
+        return LogNormalSigmaTime(schedule)
+    if name == "ddpm_steps":
+        if not isinstance(schedule, DDPMSchedule):
+            raise ValueError("the ddpm_steps time sampler needs the ddpm schedule; "
+                             "use time_sampler='uniform'")
+        return DiscreteStepTime(schedule.num_steps)
+    if name == "fixed":
+        return FixedTime(0.0)
+    raise ValueError(f"unknown time sampler {name!r}; choose one of {list(TIME_SAMPLERS)} "
+                     "or pass a TimeSampler")
 
 
 def uniform_weighting(c: PathCoefficients) -> Tensor:

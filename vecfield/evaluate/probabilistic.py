@@ -29,6 +29,9 @@ Cells where the truth is NaN (missing data, or outside a region set to NaN) are 
 term, so spread and skill always average over the same cells.
 """
 
+from collections.abc import Callable
+from typing import Protocol
+
 import dask.array
 import numpy as np
 import xarray as xr
@@ -89,41 +92,29 @@ def pointwise_fair_spread(forecast: xr.Dataset, ensemble_dim: str = ENSEMBLE_DIM
     )
 
 
-def crps_skill(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
-    """Eq. (1): mean_t ⟨mean_m |X_m − Y|⟩."""
-    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    return _skill_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+class EnsembleScore(Protocol):
+    """``score(forecast, truth, ensemble_dim="realization", missing="raise") -> Dataset`` with dims
+    (prediction_timedelta, [level]); ``missing`` as in :func:`vecfield.evaluate.align.align_truth`."""
+
+    def __call__(self, forecast: xr.Dataset, truth: xr.Dataset, ensemble_dim: str = ENSEMBLE_DIM,
+                 missing: MissingPolicy = "raise") -> xr.Dataset: ...
 
 
-def crps_spread(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
-    """Eq. (2): mean_t ⟨fair E|X − X'|⟩ (the full E|X − X'|; CRPS subtracts half of it).
-
-    ``truth`` selects the same (init, lead) pairs and cells (where it is not NaN) as the other scores.
-    """
-    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    return _spread_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+PerInit = Callable[[xr.Dataset, xr.Dataset, str], xr.Dataset]
 
 
-def crps(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
-    """Continuous ranked probability score with the fair spread, eq. (3): skill − ½·spread."""
-    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    skill = _skill_per_init(members, observed, ensemble_dim)
-    return (skill - 0.5 * _spread_per_init(members, observed, ensemble_dim)).mean(INIT_DIM)
+def _ensemble_score(name: str, per_init: PerInit, doc: str, min_members: int = 1) -> EnsembleScore:
+    """The public score ``name``: align members and truth, then mean_t of ``per_init``."""
+
+    def score(forecast: xr.Dataset, truth: xr.Dataset, ensemble_dim: str = ENSEMBLE_DIM,
+              missing: MissingPolicy = "raise") -> xr.Dataset:
+        members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
+        _require_members(members, ensemble_dim, min_members, name)
+        return per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+
+    score.__name__ = score.__qualname__ = name
+    score.__doc__ = doc
+    return score
 
 
 def _skill_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
@@ -135,6 +126,11 @@ def _spread_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: st
     return spatial_mean(pointwise_fair_spread(members, ensemble_dim).where(observed.notnull()))
 
 
+def _crps_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
+    skill = _skill_per_init(members, observed, ensemble_dim)
+    return skill - 0.5 * _spread_per_init(members, observed, ensemble_dim)
+
+
 def _ensemble_variance_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
     return spatial_mean(members.var(ensemble_dim, ddof=1).where(observed.notnull()))
 
@@ -143,50 +139,35 @@ def _ensemble_mean_mse_per_init(members: xr.Dataset, observed: xr.Dataset, ensem
     return spatial_mean((members.mean(ensemble_dim) - observed) ** 2)
 
 
-def ensemble_variance(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
-    """Eq. (4): mean_t ⟨unbiased (ddof=1) variance over members⟩; needs M ≥ 2."""
-    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    _require_members(members, ensemble_dim, 2, "ensemble_variance")
-    return _ensemble_variance_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+def _debiased_mse_per_init(members: xr.Dataset, observed: xr.Dataset, ensemble_dim: str) -> xr.Dataset:
+    m = _ensemble_size(members, ensemble_dim)
+    mse = _ensemble_mean_mse_per_init(members, observed, ensemble_dim)
+    return mse - _ensemble_variance_per_init(members, observed, ensemble_dim) / m
 
 
-def ensemble_mean_mse(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
-    """Eq. (5): mean_t ⟨(X̄ − Y)²⟩ (biased high by the sampling variance of X̄, σ²/M)."""
-    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    return _ensemble_mean_mse_per_init(members, observed, ensemble_dim).mean(INIT_DIM)
+crps_skill = _ensemble_score("crps_skill", _skill_per_init, "Eq. (1): mean_t ⟨mean_m |X_m − Y|⟩.")
+crps_spread = _ensemble_score(
+    "crps_spread", _spread_per_init,
+    "Eq. (2): mean_t ⟨fair E|X − X'|⟩ (the full E|X − X'|; CRPS subtracts half of it); ``truth`` "
+    "selects the same (init, lead) pairs and cells (where it is not NaN) as the other scores.")
+crps = _ensemble_score("crps", _crps_per_init,
+                       "Continuous ranked probability score with the fair spread, eq. (3): skill − ½·spread.")
+ensemble_variance = _ensemble_score("ensemble_variance", _ensemble_variance_per_init,
+                                    "Eq. (4): mean_t ⟨unbiased (ddof=1) variance over members⟩; needs M ≥ 2.",
+                                    min_members=2)
+ensemble_mean_mse = _ensemble_score(
+    "ensemble_mean_mse", _ensemble_mean_mse_per_init,
+    "Eq. (5): mean_t ⟨(X̄ − Y)²⟩ (biased high by the sampling variance of X̄, σ²/M).")
+debiased_ensemble_mean_mse = _ensemble_score(
+    "debiased_ensemble_mean_mse", _debiased_mse_per_init,
+    "Eq. (6): mean_t ⟨(X̄ − Y)² − s²/M⟩, an estimate of the infinite-ensemble mean's MSE; M ≥ 2.",
+    min_members=2)
 
 
-def ensemble_mean_rmse(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
+def ensemble_mean_rmse(forecast: xr.Dataset, truth: xr.Dataset, ensemble_dim: str = ENSEMBLE_DIM,
+                       missing: MissingPolicy = "raise") -> xr.Dataset:
     """Eq. (5): sqrt(mean_t ⟨(X̄ − Y)²⟩), the WB2 RMSE of the ensemble mean."""
     return np.sqrt(ensemble_mean_mse(forecast, truth, ensemble_dim, missing))
-
-
-def debiased_ensemble_mean_mse(
-    forecast: xr.Dataset,
-    truth: xr.Dataset,
-    ensemble_dim: str = ENSEMBLE_DIM,
-    missing: MissingPolicy = "raise",
-) -> xr.Dataset:
-    """Eq. (6): mean_t ⟨(X̄ − Y)² − s²/M⟩, an estimate of the infinite-ensemble mean's MSE; M ≥ 2."""
-    members, observed = _ensemble_pair(forecast, truth, ensemble_dim, missing)
-    m = _require_members(members, ensemble_dim, 2, "debiased_ensemble_mean_mse")
-    per_init = _ensemble_mean_mse_per_init(members, observed, ensemble_dim)
-    return (per_init - _ensemble_variance_per_init(members, observed, ensemble_dim) / m).mean(INIT_DIM)
 
 
 def spread_skill_ratio(

@@ -9,8 +9,8 @@ checkpoint metadata), ``forecaster`` (``Forecaster.load(path).rollout(initial, s
 from vecfield.forecast.build import ForecasterSpec
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.normalization import Normalization
-from vecfield.forecast.rollout import autoregressive
-from vecfield.forecast.step import OneStepForecaster, StepResult
+from vecfield.forecast.rollout import StepResult, autoregressive
+from vecfield.forecast.step import OneStepForecaster
 from vecfield.forecast.task import ForecastTask
 from vecfield.forecast.weights import level_weights, loss_weights
 

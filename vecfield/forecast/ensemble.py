@@ -22,7 +22,7 @@ import xarray as xr
 from torch import Tensor
 
 from vecfield.forecast.generative import GenerativeOneStepForecaster
-from vecfield.forecast.step import StepResult
+from vecfield.forecast.rollout import StepResult
 
 if TYPE_CHECKING:
     from vecfield.forecast.forecaster import Forecaster

@@ -45,7 +45,8 @@ from vecfield.core.model import VectorFieldModel
 from vecfield.core.schedules import EDMSchedule
 from vecfield.core.solvers import Churn
 from vecfield.forecast.normalization import Normalization
-from vecfield.forecast.step import OneStepForecaster, StepResult
+from vecfield.forecast.rollout import StepResult
+from vecfield.forecast.step import OneStepForecaster
 from vecfield.geo import relative_cell_areas
 
 GENERATIVE_METHODS: tuple[str, ...] = ("flow_matching", "edm")

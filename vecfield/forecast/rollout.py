@@ -10,24 +10,25 @@ two states only.
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from torch import Tensor
 
-from vecfield.forecast.step import StepResult
+
+@dataclass
+class StepResult:
+    """One autoregressive step: the next state (B, nodes, C) and, when a target was given, its loss."""
+
+    state: Tensor
+    loss: Tensor | None = None
 
 
 class Stepper(Protocol):
     """Anything with the one-step signature of :class:`vecfield.forecast.step.OneStepForecaster`."""
 
-    def step(
-        self,
-        previous: Tensor,
-        current: Tensor,
-        forcings: Tensor,
-        static: Tensor,
-        target: Tensor | None = None,
-    ) -> StepResult: ...
+    def step(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
+             target: Tensor | None = None) -> StepResult: ...
 
 
 def autoregressive(

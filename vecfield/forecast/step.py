@@ -18,21 +18,12 @@ with ˜ the per-channel normalization of ``vecfield.forecast.normalization``. A 
 forecaster keeps (2) and the residual coordinates and changes only the path (noise source, t ∈ [0, 1]).
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
 from vecfield.core.model import VectorFieldModel
 from vecfield.forecast.normalization import Normalization
-
-
-@dataclass
-class StepResult:
-    """One autoregressive step: the next state (B, nodes, C) and, when a target was given, the loss (1)."""
-
-    state: Tensor
-    loss: Tensor | None = None
+from vecfield.forecast.rollout import StepResult, autoregressive
 
 
 class OneStepForecaster(nn.Module):
@@ -99,8 +90,6 @@ class OneStepForecaster(nn.Module):
         inputs: (B, 2, N, C) states at t − Δt, t; forcings: (B, 2 + k, N, F); static: (B, N, S);
         targets: (B, k, N, C) the states at t + Δt … t + kΔt.
         """
-        from vecfield.forecast.rollout import autoregressive
-
         losses = [
             result.loss
             for result in autoregressive(self, inputs, forcings, static, targets.shape[1], targets)
