@@ -39,8 +39,7 @@ from vecfield import evaluate as ev
 from vecfield.config.forecast import load_forecast_config
 from vecfield.core.solvers import Churn
 from vecfield.forecast import Forecaster
-from vecfield.forecast.ensemble import first_lead_log_score
-from vecfield.forecast.evaluation import initialization_times
+from vecfield.pipelines.forecast_evaluation import initialization_times
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -156,7 +155,7 @@ def _log_score_cost(
 ) -> dict[str, float]:
     """Log-score of the verifying state at the first lead for ``inits``; seconds per state."""
     start = time.perf_counter()
-    score = first_lead_log_score(forecaster, initial, truth, inits, steps=steps)
+    score = forecaster.first_lead_log_score(initial, truth, inits, steps=steps)
     seconds = time.perf_counter() - start
     spec = forecaster.spec
     elements = spec.latitude.size * spec.longitude.size * len(spec.state_layout)

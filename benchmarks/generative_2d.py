@@ -35,9 +35,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vecfield import VectorFieldModel
-from vecfield.core.metrics import EnergyDistanceToReference
 from vecfield.core.model import network_calls
 from vecfield.nn import MLP
+from vecfield.quality.point_clouds import EnergyDistanceToReference
 from vecfield.toys import TRUE_ENTROPY, sample_toy
 
 NFE_FULL = (1, 2, 4, 8, 16, 32, 64, 128, 1000)

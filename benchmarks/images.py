@@ -8,7 +8,7 @@ train on uniformly dequantized levels y = 2(k + u)/256 − 1 (``vecfield.density
 the same data Glow trains on; their samples are quantized back to levels before scoring.
 
 Models (one run, the same seed for each):
-- classifier: ``vecfield.evaluate.images.train_classifier`` on the 8,000 training images; its
+- classifier: ``vecfield.quality.images.train_classifier`` on the 8,000 training images; its
   features give FD and k-NN precision/recall;
 - flow matching (condot, velocity) and DDPM (ε, 1000-step ᾱ table): the same class-conditional
   UNet (condition dropout 0.1), the same optimizer, steps, batch and EMA;
@@ -61,7 +61,10 @@ sys.path.insert(0, str(ROOT))
 from vecfield import VectorFieldModel  # noqa: E402
 from vecfield.core.model import network_calls  # noqa: E402
 from vecfield.density import Dequantization, TrainSettings, fit  # noqa: E402
-from vecfield.evaluate.images import (  # noqa: E402
+from vecfield.flows import Glow  # noqa: E402
+from vecfield.images import load_mnist, to_signed  # noqa: E402
+from vecfield.nn.unet import UNet  # noqa: E402
+from vecfield.quality.images import (  # noqa: E402
     ODEDensity,
     class_accuracy,
     classifier_features,
@@ -70,9 +73,6 @@ from vecfield.evaluate.images import (  # noqa: E402
     precision_recall,
     train_classifier,
 )
-from vecfield.flows import Glow  # noqa: E402
-from vecfield.images import load_mnist, to_signed  # noqa: E402
-from vecfield.nn.unet import UNet  # noqa: E402
 from vecfield.train.ema import build_ema  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

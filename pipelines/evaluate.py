@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from vecfield.config.forecast import load_forecast_config
-from vecfield.forecast.evaluation import evaluate_forecast
+from vecfield.pipelines.forecast_evaluation import evaluate_forecast
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:

@@ -16,9 +16,9 @@ import torch
 
 from vecfield.config.forecast import load_forecast_config
 from vecfield.data.build import build_dataset
-from vecfield.forecast.evaluation import evaluate_forecast, forecast_split, skill_table
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.training import train_forecaster
+from vecfield.pipelines.forecast_evaluation import evaluate_forecast, forecast_split, skill_table
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:

@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from vecfield.config.forecast import load_forecast_config
-from vecfield.forecast.evaluation import forecast_split
 from vecfield.forecast.forecaster import Forecaster
+from vecfield.pipelines.forecast_evaluation import forecast_split
 
 
 def main(argv: list[str] | None = None) -> Path:

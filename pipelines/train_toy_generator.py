@@ -28,10 +28,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vecfield import VectorFieldModel
-from vecfield.core.metrics import energy_distance
 from vecfield.core.model import METHODS
 from vecfield.core.solvers import SOLVERS
 from vecfield.nn import MLP
+from vecfield.quality.point_clouds import energy_distance
 from vecfield.toys import SAMPLERS, TRUE_ENTROPY, sample_toy
 
 GENERATIVE_METHODS = sorted(name for name in METHODS if name != "deterministic")

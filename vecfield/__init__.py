@@ -4,15 +4,19 @@ Flow matching, diffusion and continuous normalizing flows are one learner with d
 Gaussian probability paths; the GraphCast-style forecaster is its degenerate case.
 """
 
-from vecfield.core.model import VectorFieldModel
-
-__version__ = "0.1.0"
+from vecfield._version import __version__
 
 __all__ = ["Forecaster", "VectorFieldModel", "__version__"]
 
 
 def __getattr__(name: str) -> object:
-    """``vecfield.Forecaster`` imported on first use (it pulls in xarray, zarr and the graph code)."""
+    """``vecfield.VectorFieldModel`` and ``vecfield.Forecaster`` imported on first use, so that
+    ``import vecfield.evaluate`` (xarray metrics) does not load torch, and the learner does not load
+    xarray, zarr and the graph code."""
+    if name == "VectorFieldModel":
+        from vecfield.core.model import VectorFieldModel
+
+        return VectorFieldModel
     if name == "Forecaster":
         from vecfield.forecast.forecaster import Forecaster
 

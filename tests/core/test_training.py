@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from vecfield import VectorFieldModel
-from vecfield.core.metrics import energy_distance
 from vecfield.nn import MLP
+from vecfield.quality.point_clouds import energy_distance
 from vecfield.toys import sample_toy
 
 

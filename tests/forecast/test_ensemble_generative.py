@@ -194,8 +194,8 @@ def test_model_method_is_validated_and_old_configs_load_as_deterministic():
 
 def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
     from vecfield.config.forecast import ForecastConfig, RolloutConfig, load_forecast_config
-    from vecfield.forecast.evaluation import forecast_split
     from vecfield.forecast.forecaster import Forecaster
+    from vecfield.pipelines.forecast_evaluation import forecast_split
 
     for bad in (lambda: ModelConfig(method="edm", sampling_churn=-0.5),
                 lambda: ModelConfig(method="edm", sampling_churn_noise=0.0),

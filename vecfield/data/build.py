@@ -33,7 +33,7 @@ import yaml
 import zarr
 from filelock import FileLock, Timeout
 
-from vecfield import __version__
+from vecfield._version import __version__
 from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import to_dict
 from vecfield.data.catalogue import CATALOGUE, unknown_name_error

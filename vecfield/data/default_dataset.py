@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-import vecfield
+from vecfield._version import __version__
 from vecfield.data.forcings import SOLAR_CONSTANT, instantaneous_solar_flux
 from vecfield.data.shallow_water import (
     GRAVITY,
@@ -390,7 +390,7 @@ def _to_dataset(
         "config": json.dumps(dataclasses.asdict(config), sort_keys=True),
         "seed": config.seed,
         "generator_version": GENERATOR_VERSION,
-        "vecfield_version": vecfield.__version__,
+        "vecfield_version": __version__,
         "cache_key": config.cache_key(),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)

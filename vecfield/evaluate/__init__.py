@@ -4,8 +4,9 @@ Forecasts are in WB2's forecast layout (time = init, prediction_timedelta, [leve
 longitude, [realization]); truth in the canonical layout (time = valid, [level], latitude,
 longitude). Every score looks the truth up at valid time = init + lead.
 
-Image-generation metrics (classifier FD, k-NN precision/recall, guided class accuracy, bits/dim,
-optional Inception FID) work on tensors and live in ``vecfield.evaluate.images``.
+Sample-quality metrics for generators (classifier FD, k-NN precision/recall, guided class accuracy,
+bits/dim, optional Inception FID, energy distance) work on tensors and live in ``vecfield.quality``;
+importing this package does not load torch.
 """
 
 from vecfield.evaluate.align import align_truth, make_latitude_increasing, valid_time
@@ -20,20 +21,6 @@ from vecfield.evaluate.deterministic import (
     rmse,
     rmse_sqrt_before_time_mean,
     wind_vector_rmse,
-)
-from vecfield.evaluate.images import (
-    ImageClassifier,
-    ODEDensity,
-    class_accuracy,
-    classifier_features,
-    feature_frechet_distance,
-    frechet_distance,
-    image_bits_per_dim,
-    inception_frechet_distance,
-    load_classifier,
-    load_feature_extractor,
-    precision_recall,
-    train_classifier,
 )
 from vecfield.evaluate.probabilistic import (
     crps,
@@ -52,14 +39,10 @@ from vecfield.evaluate.weights import latitude_weights, spatial_mean
 
 __all__ = [
     "REGIONS",
-    "ImageClassifier",
-    "ODEDensity",
     "Region",
     "acc",
     "align_truth",
     "bias",
-    "class_accuracy",
-    "classifier_features",
     "climatology_at",
     "climatology_forecast",
     "compute_climatology",
@@ -71,18 +54,11 @@ __all__ = [
     "ensemble_mean_mse",
     "ensemble_mean_rmse",
     "ensemble_variance",
-    "feature_frechet_distance",
-    "frechet_distance",
-    "image_bits_per_dim",
-    "inception_frechet_distance",
     "latitude_weights",
-    "load_classifier",
-    "load_feature_extractor",
     "mae",
     "make_latitude_increasing",
     "mse",
     "persistence_forecast",
-    "precision_recall",
     "probabilistic_scores",
     "rank_histogram",
     "restrict_to_region",
@@ -90,7 +66,6 @@ __all__ = [
     "rmse_sqrt_before_time_mean",
     "spatial_mean",
     "spread_skill_ratio",
-    "train_classifier",
     "valid_time",
     "wind_vector_rmse",
 ]

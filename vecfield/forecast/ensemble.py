@@ -14,18 +14,13 @@ seeds give independent noise; the same seed gives the same ensemble.
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import xarray as xr
 from torch import Tensor
 
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.rollout import StepResult
-
-if TYPE_CHECKING:
-    from vecfield.forecast.forecaster import Forecaster
 
 ENSEMBLE_DIM = "realization"
 _EPOCH = np.datetime64("1900-01-01T00", "h")
@@ -85,22 +80,3 @@ class MemberStepper:
 
         z = draw_normal()
         return StepResult(self.module.step_from_noise(previous, current, forcings, static, z, draw_normal))
-
-
-def first_lead_log_score(forecaster: "Forecaster", initial: xr.Dataset, truth: xr.Dataset,
-                         init_times: np.ndarray, steps: int = 8, probes: int = 1, seed: int = 0) -> Tensor:
-    """log p(S(t + Δt) | inputs) in nats (B,) of the verifying states in ``truth`` (canonical layout)
-    one step after each initialization t of ``init_times`` (whose t − Δt and t are in ``initial``),
-    under a generative forecaster; see ``GenerativeOneStepForecaster.log_score``."""
-    module, spec = forecaster.module, forecaster.spec
-    if not isinstance(module, GenerativeOneStepForecaster):
-        raise ValueError("the log-score needs a generative forecaster (model.method flow_matching or edm)")
-    inits = np.asarray(init_times, dtype="datetime64[ns]")
-    states = forecaster._states(initial, inits)
-    valid = truth[list(spec.state_layout.variables)].sel(time=inits + forecaster.step)
-    levels = sorted({level for _, level in spec.state_layout.channels if level is not None})
-    if levels:
-        valid = valid.sel(level=levels)
-    target = torch.from_numpy(spec.state_layout.stack(valid))
-    return module.log_score(states[:, 0], states[:, 1], forecaster._forcings(inits, 1), spec.static[None],
-                            target, steps=steps, probes=probes, generator=torch.Generator().manual_seed(seed))

@@ -32,7 +32,7 @@ import torch
 import xarray as xr
 import zarr
 
-import vecfield
+from vecfield._version import __version__
 from vecfield.data.forcings import compute_forcings
 from vecfield.forecast.build import ForecasterSpec
 from vecfield.forecast.ensemble import ENSEMBLE_DIM, MemberStepper, member_keys
@@ -202,7 +202,7 @@ class Forecaster:
 
     def _attrs(self, steps: int, seed: int) -> dict[str, Any]:
         return {
-            "vecfield_version": vecfield.__version__,
+            "vecfield_version": __version__,
             "step_hours": self.spec.step_hours,
             "steps": steps,
             "layout": "WeatherBench2 forecast: time = initialization time, valid time = time + "
@@ -397,6 +397,26 @@ class Forecaster:
             **({ENSEMBLE_DIM: np.arange(members)} if members > 1 else {}),
         }
         return xr.Dataset(data, coords=coords, attrs={**self._attrs(steps, seed), COMPLETED: 0})
+
+    def first_lead_log_score(self, initial: xr.Dataset, truth: xr.Dataset, init_times: np.ndarray,
+                             steps: int = 8, probes: int = 1, seed: int = 0) -> torch.Tensor:
+        """log p(S(t + Δt) | inputs) in nats (B,) of the verifying states in ``truth`` (canonical layout)
+        one step after each initialization t of ``init_times`` (whose t − Δt and t are in ``initial``),
+        under a generative forecaster; see ``GenerativeOneStepForecaster.log_score``."""
+        module, spec = self.module, self.spec
+        if not isinstance(module, GenerativeOneStepForecaster):
+            raise ValueError("the log-score needs a generative forecaster "
+                             "(model.method flow_matching or edm)")
+        inits = np.asarray(init_times, dtype="datetime64[ns]")
+        states = self._states(initial, inits)
+        valid = truth[list(spec.state_layout.variables)].sel(time=inits + self.step)
+        levels = sorted({level for _, level in spec.state_layout.channels if level is not None})
+        if levels:
+            valid = valid.sel(level=levels)
+        target = torch.from_numpy(spec.state_layout.stack(valid))
+        return module.log_score(states[:, 0], states[:, 1], self._forcings(inits, 1), spec.static[None],
+                                target, steps=steps, probes=probes,
+                                generator=torch.Generator().manual_seed(seed))
 
 
 class _Ensemble:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import vecfield
+from vecfield._version import __version__
 from vecfield.train.files import atomic_write, remove_stale_temporaries
 
 FORMAT = "vecfield.train.checkpoint"
@@ -111,7 +111,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if version != SCHEMA_VERSION:
         written_by = checkpoint.get("vecfield_version", "an unknown version")
         raise CheckpointError(
-            f"{path} has checkpoint schema version {version}, but this vecfield ({vecfield.__version__}) "
+            f"{path} has checkpoint schema version {version}, but this vecfield ({__version__}) "
             f"reads schema version {SCHEMA_VERSION}. Load it with the vecfield version that wrote it "
             f"({written_by}), or start a new run (a new run_dir) with this version."
         )

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-import vecfield
+from vecfield._version import __version__
 from vecfield.train.allocator import set_mmap_threshold
 from vecfield.train.checkpoint import (
     FORMAT,
@@ -232,7 +232,7 @@ class Trainer:
     def _checkpoint(self) -> dict[str, Any]:
         return {
             "format": FORMAT, "schema_version": SCHEMA_VERSION,
-            "vecfield_version": vecfield.__version__, "torch_version": str(torch.__version__),
+            "vecfield_version": __version__, "torch_version": str(torch.__version__),
             "model_class": class_path(self.model), "task_class": class_path(self.task),
             "step": self.step,
             "data_position": {"epoch": self.epoch, "batch": self.batch_in_epoch,

@@ -15,7 +15,9 @@ from tests.core.gaussian_field import GaussianOptimalField
 from vecfield import VectorFieldModel
 from vecfield.core.schedules import get_schedule
 from vecfield.density import Dequantization, save_checkpoint
-from vecfield.evaluate.images import (
+from vecfield.flows import Glow
+from vecfield.images import load_digits
+from vecfield.quality.images import (
     ImageClassifier,
     ODEDensity,
     class_accuracy,
@@ -30,8 +32,6 @@ from vecfield.evaluate.images import (
     precision_recall,
     train_classifier,
 )
-from vecfield.flows import Glow
-from vecfield.images import load_digits
 
 
 # ----------------------------------------------------------------------------------------- FD
