@@ -13,7 +13,7 @@ trajectory (unbiased; average several calls to shrink its variance).
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -24,6 +24,9 @@ from vecfield.core.solvers import Velocity
 DIVERGENCES: tuple[str, ...] = ("exact", "hutchinson")
 LIKELIHOOD_METHODS: tuple[str, ...] = ("dopri5", "rk4", "midpoint", "euler")
 
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+NatsT = TypeVar("NatsT", Tensor, float)
 
 def exact_divergence(output: Tensor, x: Tensor) -> Tensor:
     """∇·f = Σ_i ∂f_i/∂x_i for output = f(x), both (B, …) with x requiring grad; returns (B,)."""
@@ -49,14 +52,36 @@ def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, dtype:
     return (2 * bits - 1).to(dtype)
 
 
-def gaussian_log_prob(x: Tensor, std: float = 1.0) -> Tensor:
-    """log N(x; 0, std²·I) summed over the event dimensions of x (B, …); returns (B,)."""
-    dims = x[0].numel()
-    return -0.5 * (x.flatten(1) ** 2).sum(1) / std**2 - dims * (0.5 * math.log(2 * math.pi) + math.log(std))
+def gaussian_log_prob(x: Tensor, std: float | Tensor = 1.0, mean: float | Tensor = 0.0,
+                      event_dims: int | None = None) -> Tensor:
+    """log N(x; mean, diag std²) summed over the event dimensions of x: the package's one Gaussian
+    log-density (source densities, flow bases, the VAE, the sphere noise).
+
+        log p(x) = Σ_i [ −½ ((x_i − μ_i)/σ_i)² − log σ_i − ½ log 2π ]
+
+    x: (*batch, *event) with the last ``event_dims`` dimensions the event (default: all but the
+    first, so (B, …) → (B,)). mean, std: numbers, or tensors that broadcast against x (per element,
+    per node (N, 1), per example (B, D), or with extra leading sample dims (S, B, D)). Returns the
+    broadcast batch shape.
+    """
+    event_dims = x.ndim - 1 if event_dims is None else event_dims
+    if not 0 < event_dims <= x.ndim:
+        raise ValueError(f"event_dims must lie in [1, {x.ndim}] for x of shape {tuple(x.shape)}, "
+                         f"got {event_dims}")
+    z = (x - mean) / std  # the broadcast shape: leading dims of mean or std add batch dims
+    start = z.ndim - event_dims
+    size = math.prod(z.shape[start:])
+    quadratic = (-0.5 * z**2).flatten(start).sum(-1)
+    if isinstance(std, Tensor):
+        log_std = torch.broadcast_to(torch.log(std).to(z.dtype), z.shape).flatten(start).sum(-1)
+    else:
+        log_std = size * math.log(std)
+    return quadratic - log_std - size * HALF_LOG_2PI
 
 
-def bits_per_dim(log_prob: Tensor, dims: int) -> Tensor:
-    """Negative log-likelihood in bits per dimension: −log p / (dims · ln 2)."""
+def bits_per_dim(log_prob: NatsT, dims: int) -> NatsT:
+    """Negative log-likelihood in bits per dimension: −log p / (dims · ln 2), for a tensor of
+    log-likelihoods in nats or one number."""
     return -log_prob / (dims * math.log(2))
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vecfield.core.likelihood import bits_per_dim
 from vecfield.density.contract import DensityModel
 
 
@@ -66,11 +67,6 @@ def mean_log_likelihood(model: DensityModel, data: Tensor, dequantization: Dequa
         total += float(model.log_prob(x.to(dtype)).double().sum())
     mean = total / data.shape[0]
     return mean + (dequantization.log_cell_volume(dims) if dequantization is not None else 0.0)
-
-
-def bits_per_dim(log_likelihood_nats: float, dims: int) -> float:
-    """−log-likelihood / (D·ln 2)."""
-    return -log_likelihood_nats / (dims * math.log(2))
 
 
 @dataclass(frozen=True)

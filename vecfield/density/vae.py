@@ -20,13 +20,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from vecfield.core.likelihood import gaussian_log_prob
 from vecfield.flows.flow import check_batch
 from vecfield.nn import MLP
-
-
-def _diag_normal_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
-    """log N(x; mean, diag exp(log_std)²) summed over the last dimension."""
-    return (-0.5 * ((x - mean) * torch.exp(-log_std)) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
 def _network(inputs: int, outputs: int, hidden: int, depth: int) -> nn.Module:
@@ -85,9 +81,9 @@ class VAE(nn.Module):
         mean, log_std = self.encode(flat)
         eps = torch.randn((samples, *mean.shape), generator=generator, dtype=mean.dtype).to(mean.device)
         z = mean + torch.exp(log_std) * eps  # (S, B, L)
-        log_q = _diag_normal_log_prob(z, mean, log_std)
-        log_prior = _diag_normal_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
-        log_lik = _diag_normal_log_prob(flat, self.decoder(z), self.decoder_log_std)
+        log_q = gaussian_log_prob(z, torch.exp(log_std), mean, event_dims=1)
+        log_prior = gaussian_log_prob(z, event_dims=1)
+        log_lik = gaussian_log_prob(flat, torch.exp(self.decoder_log_std), self.decoder(z), event_dims=1)
         return log_lik + log_prior - log_q
 
     def elbo(self, x: Tensor, samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:

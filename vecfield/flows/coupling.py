@@ -12,7 +12,6 @@ for vectors (D,) and images (C, H, W) alike; the conditioner is any vecfield bac
 ``net(b⊙x, None, None)`` and returning 2× (affine) or 1× (additive) the input's channels.
 """
 
-import math
 
 import torch
 from torch import Tensor, nn
@@ -94,9 +93,3 @@ class ElementwiseScaling(Bijection):
 
     def inverse(self, y: Tensor) -> Tensor:
         return y * torch.exp(-self.log_scale)
-
-
-def standard_normal_log_prob(z: Tensor) -> Tensor:
-    """log N(z; 0, I) summed over the event: (B, *event) -> (B,)."""
-    dims = z[0].numel()
-    return -0.5 * z.flatten(1).pow(2).sum(dim=1) - 0.5 * dims * math.log(2 * math.pi)

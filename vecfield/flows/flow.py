@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vecfield.core.likelihood import gaussian_log_prob
 from vecfield.flows.bijection import Bijection
-from vecfield.flows.coupling import standard_normal_log_prob
 
 
 def check_batch(x: Tensor, event_shape: tuple[int, ...], what: str = "data") -> None:
@@ -49,7 +49,7 @@ class Flow(nn.Module):
         """Exact log-density in nats, eq. 15.2: (B, *event) -> (B,)."""
         check_batch(x, self.event_shape)
         z, log_det = self.transform(x)
-        return standard_normal_log_prob(z) + log_det
+        return gaussian_log_prob(z) + log_det
 
     def training_loss(self, x: Tensor) -> Tensor:
         """Mean negative log-likelihood of a batch (B, *event), a scalar."""

@@ -31,7 +31,6 @@ on the sphere (i.i.d. grid noise instead gives variance Σ a_n², i.e. per unit 
 so the same field is far quieter per area near the poles, where grid cells crowd).
 """
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vecfield.core.likelihood import gaussian_log_prob
 from vecfield.core.model import VectorFieldModel
 from vecfield.core.schedules import EDMSchedule
 from vecfield.core.solvers import Churn
@@ -90,10 +90,7 @@ class SphereNoise:
 
     def log_prob(self, x: Tensor, sigma: float = 1.0) -> Tensor:
         """log N(x; 0, σ²·diag(std²)) summed over (nodes, C) of x (B, nodes, C); returns (B,)."""
-        std = (sigma * self.std).to(x)
-        channels = x.shape[-1]
-        log_norm = channels * torch.log(std).sum() + x[0].numel() * 0.5 * math.log(2 * math.pi)
-        return -0.5 * ((x / std) ** 2).flatten(1).sum(1) - log_norm
+        return gaussian_log_prob(x, (sigma * self.std).to(x))
 
 
 def sampler_options(steps: int, churn: float, churn_noise: float = Churn.s_noise) -> dict[str, Any]:

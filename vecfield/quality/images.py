@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vecfield.core.likelihood import bits_per_dim
 from vecfield.core.model import VectorFieldModel
 from vecfield.density.checkpoint import load_checkpoint
-from vecfield.density.evaluation import Dequantization, bits_per_dim, mean_log_likelihood
+from vecfield.density.evaluation import Dequantization, mean_log_likelihood
 
 
 # ----------------------------------------------------------------------------------------- classifier
