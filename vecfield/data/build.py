@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -44,6 +45,7 @@ from vecfield.data.regrid import crop_area, regrid
 from vecfield.data.sources import open_dataset
 from vecfield.data.statistics import compute_statistics, write_statistics
 
+logger = logging.getLogger(__name__)
 _TISR = "toa_incident_solar_radiation"
 
 
@@ -293,7 +295,7 @@ def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = Fa
     try:
         lock.acquire(blocking=False)
     except Timeout:
-        print(f"waiting for another process building {output} …", flush=True)
+        logger.info("waiting for another process building %s …", output)
         lock.acquire()
     try:
         return existing() or _build(config, output, temp, state, static.load(), progress)
