@@ -13,7 +13,7 @@ from vecfield.core.likelihood import bits_per_dim, gaussian_log_prob
 from vecfield.core.model import network_calls
 from vecfield.core.objective import DiscreteStepTime, LogitNormalTime, LogNormalSigmaTime
 from vecfield.core.schedules import EDMSchedule, VPSchedule
-from vecfield.core.solvers import check_time_grid, time_grid
+from vecfield.core.solvers import SOLVER_REGISTRY, Solver, check_time_grid, get_solver, time_grid
 from vecfield.nn import MLP
 
 
@@ -152,3 +152,23 @@ def test_network_calls_and_likelihood_units() -> None:
     torch.testing.assert_close(gaussian_log_prob(x, std=2.0), expected)
     # a uniform density on [0, 1]^6 has log p = 0: 0 bits/dim; on [0, 2]^6, −6 ln 2 nats: 1 bit/dim
     torch.testing.assert_close(bits_per_dim(torch.tensor([-6 * math.log(2)]), 6), torch.tensor([1.0]))
+
+
+def test_a_solver_object_plugs_in_where_a_name_would() -> None:
+    """Names are presets of the registry; a user's Solver is used as given, with the same Sampling."""
+
+    class HalfEuler(Solver):
+        """Euler with each step split in two: Euler on the doubled grid, 1 call per half step."""
+
+        name, calls_per_step = "half_euler", 2
+
+        def __call__(self, x, grid, sampling):
+            fine = torch.stack([grid[:-1], (grid[:-1] + grid[1:]) / 2], dim=1).flatten()
+            return SOLVER_REGISTRY["euler"](x, torch.cat([fine, grid[-1:]]), sampling)
+
+    torch.manual_seed(0)
+    model = VectorFieldModel(MLP(2, hidden_features=8, depth=1), solver=HalfEuler(), steps=3).double()
+    x0 = torch.randn(5, 2, dtype=torch.float64)
+    torch.testing.assert_close(model.sample(x0), model.sample(x0, solver="euler", steps=6))
+    assert network_calls(HalfEuler(), 3) == 6
+    assert get_solver("heun") is SOLVER_REGISTRY["heun"] and isinstance(get_solver("ddim"), Solver)

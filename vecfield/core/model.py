@@ -33,19 +33,7 @@ from vecfield.core.objective import (
     uniform_weighting,
 )
 from vecfield.core.schedules import GaussianPath, PathCoefficients, Schedule, get_schedule
-from vecfield.core.solvers import (
-    CALLS_PER_STEP,
-    DIFFUSION_SOLVERS,
-    GRIDS,
-    ODE_SOLVERS,
-    Churn,
-    check_solver,
-    solve_diffusion,
-    solve_dopri5,
-    solve_ode,
-    solve_stochastic_heun,
-    time_grid,
-)
+from vecfield.core.solvers import GRIDS, Churn, Sampling, Solver, get_solver, time_grid
 from vecfield.core.targets import check_target, convert, endpoints, singular_endpoints
 
 
@@ -59,7 +47,8 @@ class Options:
     noise: source sampler (shape, generator, dtype, device) -> Tensor (default i.i.d. N(0, 1))
     precondition: EDM's c_skip/c_out/c_in around the network (target x1)   sigma_data: EDM's σ_d
     cond_dropout: probability of the null condition at training (classifier-free guidance)
-    solver, steps, grid: the default sampler, its number of steps and time grid (uniform | karras)
+    solver, steps, grid: the default sampler (a name in ``SOLVERS`` or a Solver), its number of
+        steps and time grid (uniform | karras)
     churn: the settings of the ``stochastic_heun`` sampler (``vecfield.core.solvers.Churn``)
     t_start, t_end: integration interval (None: [0, 1], moved inwards by 1e-3 where the target's
         conversion to a velocity is singular)
@@ -76,7 +65,7 @@ class Options:
     precondition: bool = False
     sigma_data: float = 1.0
     cond_dropout: float = 0.0
-    solver: str = "heun"
+    solver: str | Solver = "heun"
     steps: int = 50
     grid: str = "uniform"
     churn: Churn = field(default_factory=Churn)
@@ -122,7 +111,7 @@ class VectorFieldModel(nn.Module):
         self.options = replace(Options(), **{**METHODS[method], **options})
         o = self.options
         check_target(o.target)
-        check_solver(o.solver)
+        get_solver(o.solver)
         if o.grid not in GRIDS:
             raise ValueError(f"unknown time grid {o.grid!r}; choose one of {list(GRIDS)}")
         if o.weighting not in WEIGHTINGS:
@@ -262,7 +251,7 @@ class VectorFieldModel(nn.Module):
         Returns (B, …).
         """
         o = self.options
-        solver = check_solver(solver if solver is not None else o.solver)
+        chosen = get_solver(solver if solver is not None else o.solver)
         steps = steps if steps is not None else o.steps
         if isinstance(n_or_x0, int):
             if n_or_x0 < 1:
@@ -277,28 +266,21 @@ class VectorFieldModel(nn.Module):
             raise TypeError("n_or_x0 must be a number of samples "
                             "or a floating-point source tensor (batch, …)")
         check_condition_batch(cond, x.shape[0])
+
         def velocity(y: Tensor, t: Tensor, c: Any) -> Tensor:
             return self.velocity(y, t, c, guidance)
 
-        if solver == "dopri5":
-            return solve_dopri5(velocity, x, self.t_start, self.t_end, cond)
-        grid = time_grid(steps, o.grid, self.schedule, self.t_start, self.t_end).to(x.device)
-        if solver in ODE_SOLVERS:
-            return solve_ode(velocity, x, grid, cond, solver)
-        if solver == "stochastic_heun":
-            if draw_noise is None:
-                def draw_noise() -> Tensor:
-                    return o.noise(tuple(x.shape), generator, x.dtype, x.device)
-
-            return solve_stochastic_heun(velocity, self.schedule, x, grid, draw_noise, cond, o.churn)
-        assert solver in DIFFUSION_SOLVERS
-        if solver == "euler_maruyama" and float(self.schedule.coefficients(grid[:1]).alpha[0]) == 0:
-            raise ValueError("euler_maruyama needs α_t > 0 at t_start (its diffusion g² ∝ 1/α); "
-                             "build the model with t_start=1e-3")
         def predicted_endpoints(y: Tensor, t: Tensor, c: Any) -> tuple[Tensor, Tensor]:
             return self.endpoints(y, t, c, guidance)
 
-        return solve_diffusion(predicted_endpoints, self.schedule, x, grid, cond, solver, generator=generator)
+        def source_noise() -> Tensor:
+            return o.noise(tuple(x.shape), generator, x.dtype, x.device)
+
+        sampling = Sampling(velocity, predicted_endpoints, self.schedule, cond, self.t_start, self.t_end,
+                            draw_noise or source_noise, generator, o.churn)
+        grid = None if chosen.adaptive else time_grid(steps, o.grid, self.schedule, self.t_start,
+                                                      self.t_end).to(x.device)
+        return chosen(x, grid, sampling)
 
     # ---------------------------------------------------------------- likelihood
     def log_prob(self, x: Tensor, cond: Any = None, divergence: str = "exact", method: str = "dopri5",
@@ -334,9 +316,9 @@ def raise_on_nan_inputs(x1: Tensor, x0: Tensor | None = None, weight: Tensor | N
             raise ValueError(f"{name} contains NaN; {fix}")
 
 
-def network_calls(solver: str, steps: int) -> int:
+def network_calls(solver: str | Solver, steps: int) -> int:
     """Network evaluations (NFE) of a fixed-grid solver with ``steps`` steps (dopri5 is adaptive)."""
-    check_solver(solver)
-    if solver == "dopri5":
-        raise ValueError("dopri5 is adaptive; its number of evaluations is known only after solving")
-    return CALLS_PER_STEP[solver] * steps
+    chosen = get_solver(solver)
+    if chosen.calls_per_step is None:
+        raise ValueError(f"{chosen.name} is adaptive; its number of evaluations is known only after solving")
+    return chosen.calls_per_step * steps

@@ -24,10 +24,16 @@ Gaussian posterior q(x_s | x_t, x₁) between grid times t < s (flow time):
   - ``euler_maruyama``: the reverse SDE dx = [u + ½g²∇log p_t] dt + g dW̄, with g² the forward
     noising SDE's diffusion, g² = 2σ(σ·α̇/α − σ̇); it leaves the path's marginals unchanged.
 Stochastic samplers add no noise on their last step (DDPM's z = 0 at the final step).
+
+Each integrator is also a small ``Solver`` object, looked up by name in ``SOLVER_REGISTRY``
+(``get_solver``); the names are presets, and a model accepts a ``Solver`` instance as well. A
+solver receives the state and the time grid and takes what it needs from one ``Sampling``
+bundle (velocity, endpoints, schedule, condition, noise, generator, churn settings).
 """
 
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,17 +49,7 @@ Endpoints = Callable[[Tensor, Tensor, Any], tuple[Tensor, Tensor]]
 
 ODE_SOLVERS: dict[str, int] = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}  # network calls per step
 DIFFUSION_SOLVERS: tuple[str, ...] = ("ddpm", "ddpm_beta", "ddim", "euler_maruyama")
-SOLVERS: tuple[str, ...] = (*ODE_SOLVERS, "dopri5", "stochastic_heun", *DIFFUSION_SOLVERS)
-#: network calls per step of every fixed-grid solver
-CALLS_PER_STEP: dict[str, int] = {**ODE_SOLVERS, "stochastic_heun": 2, **dict.fromkeys(DIFFUSION_SOLVERS, 1)}
 GRIDS: tuple[str, ...] = ("uniform", "karras")
-
-
-def check_solver(name: str) -> str:
-    """Return ``name`` if it is a known solver, else raise ValueError listing the valid ones."""
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; choose one of {list(SOLVERS)}")
-    return name
 
 
 def check_time_grid(grid: Tensor) -> Tensor:
@@ -248,3 +244,126 @@ def solve_diffusion(endpoints: Endpoints, schedule: Schedule, x: Tensor, grid: T
             c_noise = eta * posterior_var.clamp_min(0).sqrt()
             x = cs.alpha * x1_hat + (cs.sigma**2 - c_noise**2).clamp_min(0).sqrt() * x0_hat + c_noise * z
     return x
+
+
+# ------------------------------------------------------------------------------ solver objects
+@dataclass(frozen=True)
+class Sampling:
+    """What a solver may use besides the state and the grid.
+
+    velocity(x, t, cond): dx/dt of the probability-flow ODE; endpoints(x, t, cond): (x̂₁, x̂₀);
+    t_start, t_end: the integration interval (adaptive solvers); draw_noise(): a fresh source draw
+    of x's shape (churn noise); generator: the diffusion samplers' noise; churn: Heun's churn.
+    """
+
+    velocity: Velocity
+    endpoints: Endpoints
+    schedule: Schedule
+    cond: Any = None
+    t_start: float = 0.0
+    t_end: float = 1.0
+    draw_noise: Callable[[], Tensor] | None = None
+    generator: torch.Generator | None = None
+    churn: Churn = Churn()
+
+
+class Solver(ABC):
+    """Integrates from the source to the data: ``solver(x, grid, sampling) -> x at the end``.
+
+    ``calls_per_step``: network evaluations per grid step (None for an adaptive solver, which
+    takes ``grid=None`` and integrates over [sampling.t_start, sampling.t_end]).
+    """
+
+    name: str
+    calls_per_step: int | None
+
+    @abstractmethod
+    def __call__(self, x: Tensor, grid: Tensor | None, sampling: Sampling) -> Tensor: ...
+
+    @property
+    def adaptive(self) -> bool:
+        return self.calls_per_step is None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _grid(grid: Tensor | None, solver: Solver) -> Tensor:
+    if grid is None:
+        raise ValueError(f"the {solver.name} solver steps over a time grid; pass one (time_grid(steps))")
+    return grid
+
+
+class RungeKutta(Solver):
+    """``euler``, ``midpoint``, ``heun`` or ``rk4`` on the fixed grid (``solve_ode``)."""
+
+    def __init__(self, name: str) -> None:
+        if name not in ODE_SOLVERS:
+            raise ValueError(f"unknown ODE method {name!r}; choose one of {list(ODE_SOLVERS)}")
+        self.name, self.calls_per_step = name, ODE_SOLVERS[name]
+
+    def __call__(self, x: Tensor, grid: Tensor | None, sampling: Sampling) -> Tensor:
+        return solve_ode(sampling.velocity, x, _grid(grid, self), sampling.cond, self.name)
+
+
+class Dopri5(Solver):
+    """Adaptive Dormand–Prince over [t_start, t_end] (``solve_dopri5``)."""
+
+    name, calls_per_step = "dopri5", None
+
+    def __call__(self, x: Tensor, grid: Tensor | None, sampling: Sampling) -> Tensor:
+        return solve_dopri5(sampling.velocity, x, sampling.t_start, sampling.t_end, sampling.cond)
+
+
+class StochasticHeun(Solver):
+    """Heun with churn (``solve_stochastic_heun``); needs ``sampling.draw_noise``."""
+
+    name, calls_per_step = "stochastic_heun", 2
+
+    def __call__(self, x: Tensor, grid: Tensor | None, sampling: Sampling) -> Tensor:
+        if sampling.draw_noise is None:
+            raise ValueError("stochastic_heun adds fresh source noise at each churning step; "
+                             "give the sampling a draw_noise")
+        return solve_stochastic_heun(sampling.velocity, sampling.schedule, x, _grid(grid, self),
+                                     sampling.draw_noise, sampling.cond, sampling.churn)
+
+
+class DiffusionSampler(Solver):
+    """``ddpm``, ``ddpm_beta``, ``ddim`` or ``euler_maruyama`` from the predicted endpoints
+    (``solve_diffusion``)."""
+
+    calls_per_step = 1
+
+    def __init__(self, name: str) -> None:
+        if name not in DIFFUSION_SOLVERS:
+            raise ValueError(f"unknown diffusion sampler {name!r}; choose one of {list(DIFFUSION_SOLVERS)}")
+        self.name = name
+
+    def __call__(self, x: Tensor, grid: Tensor | None, sampling: Sampling) -> Tensor:
+        grid = _grid(grid, self)
+        if self.name == "euler_maruyama" and float(sampling.schedule.coefficients(grid[:1]).alpha[0]) == 0:
+            raise ValueError("euler_maruyama needs α_t > 0 at t_start (its diffusion g² ∝ 1/α); "
+                             "build the model with t_start=1e-3")
+        return solve_diffusion(sampling.endpoints, sampling.schedule, x, grid, sampling.cond, self.name,
+                               generator=sampling.generator)
+
+
+SOLVER_REGISTRY: dict[str, Solver] = {
+    **{name: RungeKutta(name) for name in ODE_SOLVERS},
+    "dopri5": Dopri5(),
+    "stochastic_heun": StochasticHeun(),
+    **{name: DiffusionSampler(name) for name in DIFFUSION_SOLVERS},
+}
+SOLVERS: tuple[str, ...] = tuple(SOLVER_REGISTRY)
+#: network calls per step of every fixed-grid solver
+CALLS_PER_STEP: dict[str, int] = {name: solver.calls_per_step for name, solver in SOLVER_REGISTRY.items()
+                                  if solver.calls_per_step is not None}
+
+
+def get_solver(solver: str | Solver) -> Solver:
+    """The solver called ``solver`` (one of ``SOLVERS``), or the ``Solver`` instance itself."""
+    if isinstance(solver, Solver):
+        return solver
+    if solver not in SOLVER_REGISTRY:
+        raise ValueError(f"unknown solver {solver!r}; choose one of {list(SOLVERS)} or pass a Solver")
+    return SOLVER_REGISTRY[solver]
