@@ -7,9 +7,9 @@ import xarray as xr
 from evalhelpers import hours
 
 from vecfield.evaluate import crps, persistence_forecast, rmse, spread_skill_ratio
-from vecfield.evaluate.io import write_text_atomic
 from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead, plot_spread_skill_vs_lead
 from vecfield.evaluate.scorecard import scorecard_markdown, write_scorecard
+from vecfield.files import write_text_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LEADS = hours(6, 24)

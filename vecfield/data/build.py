@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +42,7 @@ from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
 from vecfield.data.regrid import crop_area, regrid
 from vecfield.data.sources import open_dataset
 from vecfield.data.statistics import compute_statistics, write_statistics
+from vecfield.files import publish, write_text_atomic
 
 _TISR = "toa_incident_solar_radiation"
 
@@ -213,12 +213,6 @@ def _partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
 def _forcing_template(state: xr.Dataset) -> xr.Dataset:
     """Lazy zeros shaped like the forcings, so the store's metadata can be written before the data."""
     sizes = {d: state.sizes[d] for d in ("time", "latitude", "longitude")}
@@ -257,7 +251,7 @@ def _initialize(
     template = template.merge(static)
     template.attrs = {"vecfield_config_hash": digest}
     template.to_zarr(temp, mode="w", compute=False, zarr_format=2, consolidated=False)
-    _write_json(_progress_file(temp), {"config_hash": digest, "blocks_done": []})
+    write_text_atomic(_progress_file(temp), json.dumps({"config_hash": digest, "blocks_done": []}))
 
 
 def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
@@ -344,7 +338,8 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
             values = values.merge(compute_forcings(times, lat, lon))
         _write_block(temp, values, index)
         done.add(number)
-        _write_json(_progress_file(temp), {"config_hash": digest, "blocks_done": sorted(done)})
+        record = {"config_hash": digest, "blocks_done": sorted(done)}
+        write_text_atomic(_progress_file(temp), json.dumps(record))
     written = xr.open_zarr(temp, consolidated=False)
     write_statistics(temp, compute_statistics(written, config.splits.train))
     provenance = {
@@ -362,8 +357,7 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
     zarr.open_group(str(temp), mode="a", zarr_format=2).attrs.update(provenance)
     _progress_file(temp).unlink()
     zarr.consolidate_metadata(str(temp), zarr_format=2)
-    os.replace(temp, output)
-    return output
+    return publish(temp, output)
 
 
 def discard_partial(config: DatasetConfig) -> None:

@@ -19,8 +19,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from vecfield.evaluate.align import ENSEMBLE_DIM, INIT_DIM, LEAD_DIM, align_truth
-from vecfield.evaluate.io import save_figure_atomic
 from vecfield.evaluate.scorecard import format_lead
+from vecfield.files import save_figure_atomic
 
 
 def _lead_hours(dataset: xr.Dataset) -> np.ndarray:

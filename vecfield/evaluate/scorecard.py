@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from vecfield.evaluate.align import LEAD_DIM
-from vecfield.evaluate.io import write_text_atomic
+from vecfield.files import write_text_atomic
 
 
 def format_lead(lead: np.timedelta64) -> str:
