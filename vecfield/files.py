@@ -18,6 +18,7 @@ This module imports nothing from vecfield, so every layer (core … train, pipel
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import uuid
@@ -86,6 +87,15 @@ def save_figure_atomic(figure: Any, path: str | os.PathLike[str], dpi: int = 120
     with atomic_path(target) as temporary:
         figure.savefig(temporary, format=file_format, dpi=dpi, **savefig)
     return target
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's content (hex), read in 1 MiB blocks: provenance that survives moving it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:

@@ -15,6 +15,7 @@ store); running the same config again resumes after the last finished block. A p
 a different config is never mixed in (error).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -35,7 +36,7 @@ from filelock import FileLock, Timeout
 from vecfield import __version__
 from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import to_dict
-from vecfield.data.catalogue import CATALOGUE, unknown_name_error
+from vecfield.data.catalogue import CATALOGUE, cf_attributes, unknown_name_error
 from vecfield.data.checks import check_no_nans, check_time_axis, nan_report, select_levels
 from vecfield.data.derived import total_precipitation_6hr, validate_tisr
 from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
@@ -248,7 +249,7 @@ def _initialize(
     template = state.copy()
     if config.forcings:
         template = template.merge(_forcing_template(state))
-    template = template.merge(static)
+    template = cf_attributes(template.merge(static))
     template.attrs = {"vecfield_config_hash": digest}
     template.to_zarr(temp, mode="w", compute=False, zarr_format=2, consolidated=False)
     write_text_atomic(_progress_file(temp), json.dumps({"config_hash": digest, "blocks_done": []}))
@@ -262,8 +263,8 @@ def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
 def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = False) -> Path:
     """Build ``config.output``; returns its path. Resumes a matching ``<output>.partial`` store.
 
-    Builds of one output are serialized by the lock file ``<output>.lock``: a second process
-    waits for the first, then finds the output there. An existing output is returned when
+    Builds of one output are serialized by the lock file ``<output>.lock`` (deleted once the output
+    is in place): a second process waits for the first, then finds the output there. An existing output is returned when
     ``reuse`` (without checking that it matches ``config``), and an error otherwise.
 
     Raises ValueError before anything is renamed into place for: missing variables/levels/times,
@@ -283,14 +284,21 @@ def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = Fa
         return output
     state, static = prepare(config)  # every check of the config and sources; writes nothing
     temp = _check_output(output)
-    lock = FileLock(output.with_name(output.name + ".lock"))
+    lock_path = output.with_name(output.name + ".lock")
+    lock = FileLock(lock_path)
     try:
         lock.acquire(blocking=False)
     except Timeout:
         print(f"waiting for another process building {output} …", flush=True)
         lock.acquire()
     try:
-        return existing() or _build(config, output, temp, state, static.load(), progress)
+        built = existing() or _build(config, output, temp, state, static.load(), progress)
+        # The output is in place, so the lock has done its job: a process waiting on this lock file
+        # finds the output once it gets the lock, and a later one finds it before locking. A failed
+        # build keeps the lock file, which a retry of the same output locks again.
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        return built
     finally:
         lock.release()
 
