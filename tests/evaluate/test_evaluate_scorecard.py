@@ -1,5 +1,8 @@
 """Scorecards and figures: contents, ratios, atomic writes, PNG output."""
 
+import os
+import stat
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +11,7 @@ from evalhelpers import hours
 
 from vecfield.evaluate import crps, persistence_forecast, rmse, spread_skill_ratio
 from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead, plot_spread_skill_vs_lead
-from vecfield.evaluate.scorecard import scorecard_markdown, write_scorecard
+from vecfield.evaluate.scorecard import evaluation_period, scorecard_markdown, write_scorecard
 from vecfield.files import write_text_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,13 +38,13 @@ def test_scorecard_rows_columns_and_ratios():
     }
     table = scorecard_markdown(scores, model="vecfield")
     lines = table.splitlines()
-    assert "| variable | level | system | 6 h | 24 h |" in lines
-    assert "| t | 500 | **vecfield** | 1 | 2 |" in lines
-    assert "| t | 500 | persistence | 2 (0.50) | 4 (0.50) |" in lines
-    assert "| t | 850 | persistence | 4 (0.50) | 6 (0.50) |" in lines
-    assert "| t2m |  | persistence | 1 (0.50) | 4 (0.25) |" in lines
+    assert "| variable | level | units | system | 6 h | 24 h |" in lines
+    assert "| t | 500 | K | **vecfield** | 1 | 2 |" in lines  # catalogue units of the alias t
+    assert "| t | 500 | K | persistence | 2 (0.50) | 4 (0.50) |" in lines
+    assert "| t | 850 | K | persistence | 4 (0.50) | 6 (0.50) |" in lines
+    assert "| t2m |  | K | persistence | 1 (0.50) | 4 (0.25) |" in lines
     only_day = scorecard_markdown(scores, model="vecfield", leads=hours(24))
-    assert "| t2m |  | **vecfield** | 1 |" in only_day.splitlines()
+    assert "| t2m |  | K | **vecfield** | 1 |" in only_day.splitlines()
     with pytest.raises(ValueError, match="not among the scored systems"):
         scorecard_markdown(scores, model="graphcast")
 
@@ -49,19 +52,50 @@ def test_scorecard_rows_columns_and_ratios():
 def test_missing_entries_print_as_a_dash_and_bad_inputs_raise():
     scores = {"model": score({"a": [1.0, 2.0], "b": [1.0, 1.0]}), "baseline": score({"a": [2.0, np.nan]})}
     lines = scorecard_markdown(scores, model="model").splitlines()
-    assert "| a |  | baseline | 2 (0.50) | – |" in lines
-    assert "| b |  | baseline | – | – |" in lines
+    assert "| a |  | ? | baseline | 2 (0.50) | – |" in lines  # no units attribute, not in the catalogue
+    assert "| b |  | ? | baseline | – | – |" in lines
     with pytest.raises(ValueError, match="besides lead and level"):
         scorecard_markdown({"model": score({"a": [1.0, 2.0]}).expand_dims(time=2)}, model="model")
 
 
-def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
+def test_every_row_states_its_units_and_acc_and_bias_have_no_ratios():
+    z = {"geopotential": [[60.0], [120.0]], "u_component_of_wind": [[1.0], [2.0]], "q": [[1e-4], [2e-4]]}
+    doubled = {name: [[2 * value for value in row] for row in rows] for name, rows in z.items()}
+    model, baseline = score(z, levels=[500]), score(doubled, levels=[500])
+    model["u_component_of_wind"].attrs["units"] = "knots"  # a units attribute wins over the catalogue
+    lines = scorecard_markdown({"m": model, "b": baseline}, model="m").splitlines()
+    assert "| geopotential | 500 | m² s⁻² | **m** | 60 | 120 |" in lines
+    assert "| u_component_of_wind | 500 | knots | b | 2 (0.50) | 4 (0.50) |" in lines
+    assert "| q | 500 | kg kg⁻¹ | **m** | 0.0001 | 0.0002 |" in lines
+    acc = scorecard_markdown({"m": model, "b": baseline}, model="m", metric="ACC", units="1", ratios=False)
+    assert "| geopotential | 500 | 1 | b | 120 | 240 |" in acc.splitlines() and "model / baseline" not in acc
+
+
+def test_the_evaluation_period_names_the_initializations_and_leads():
+    inits = np.datetime64("2020-01-11T06", "ns") + np.arange(3) * np.timedelta64(24, "h")
+    assert evaluation_period(inits[::-1], hours(6, 12, 18, 24)) == (
+        "Evaluation period: 3 initializations from 2020-01-11 06:00 to 2020-01-13 06:00 UTC (every 24 h); "
+        "leads 6 h to 24 h; valid times to 2020-01-14 06:00 UTC."
+    )
+    assert "1 initialization from" in evaluation_period(inits[:1], hours(6))
+    with pytest.raises(ValueError, match="at least one initialization"):
+        evaluation_period(inits[:0], hours(6))
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
     scores = {"model": score({"a": [1.0, 2.0]})}
-    path = write_scorecard(tmp_path / "out" / "scorecard.md", scores, model="model")
+    previous = os.umask(0o022)
+    try:
+        path = write_scorecard(tmp_path / "out" / "scorecard.md", scores, model="model")
+        png = plot_scores_vs_lead(scores, tmp_path / "out" / "rmse.png")
+    finally:
+        os.umask(previous)
+    # readable by others as any file the user writes (mkstemp made them 0600)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(png.stat().st_mode) == 0o644
     assert path.read_text().startswith("RMSE by lead")
     write_text_atomic(path, "replaced\n")
     assert path.read_text() == "replaced\n"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["scorecard.md"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["rmse.png", "scorecard.md"]
 
 
 @pytest.fixture(scope="module")

@@ -264,8 +264,9 @@ def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = Fa
     """Build ``config.output``; returns its path. Resumes a matching ``<output>.partial`` store.
 
     Builds of one output are serialized by the lock file ``<output>.lock`` (deleted once the output
-    is in place): a second process waits for the first, then finds the output there. An existing output is returned when
-    ``reuse`` (without checking that it matches ``config``), and an error otherwise.
+    is in place): a second process waits for the first, then finds the output there. An existing
+    output is returned when ``reuse`` (without checking that it matches ``config``), and an error
+    otherwise.
 
     Raises ValueError before anything is renamed into place for: missing variables/levels/times,
     non-uniform or duplicated times, NaNs (unless ``nan_fill``), a TISR of another convention,

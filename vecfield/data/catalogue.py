@@ -103,6 +103,28 @@ TIME_ENCODING = {"units": "hours since 1970-01-01 00:00:00", "calendar": "prolep
 LEAD_ENCODING = {"units": "hours", "dtype": "int64"}
 
 
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def display_units(units: str) -> str:
+    """Units for people: ``m**2 s**-2`` → ``m² s⁻²``, ``m s**-1`` → ``m s⁻¹``; "1" (dimensionless) → ""."""
+    if units.strip() == "1":
+        return ""
+    parts = []
+    for part in units.split():
+        base, _, power = part.partition("**")
+        parts.append(base + power.translate(_SUPERSCRIPTS))
+    return " ".join(parts)
+
+
+def variable_units(name: str, attrs: dict | None = None) -> str | None:
+    """The units of ``name``: its ``units`` attribute when given, else the catalogue's, else None."""
+    if attrs and attrs.get("units"):
+        return str(attrs["units"])
+    entry = CATALOGUE.get(ALIASES.get(name, name))
+    return entry.units if entry is not None else None
+
+
 def cf_attributes(dataset: xr.Dataset) -> xr.Dataset:
     """``dataset`` with ``units``, ``long_name`` and (where CF has one) ``standard_name`` on every
     catalogue variable and known coordinate, and CF encodings for ``time`` and
