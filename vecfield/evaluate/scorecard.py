@@ -88,7 +88,13 @@ def evaluation_period(
     )
 
 
-def _units_text(dataset: xr.Dataset, variable: str, units: str | Mapping[str, str] | None) -> str:
+def score_units(
+    dataset: xr.Dataset, variable: str, units: str | Mapping[str, str] | None = None
+) -> str | None:
+    """The units of ``variable``'s score for people (``m² s⁻²``; "1" when dimensionless; None when
+    unknown): ``units`` when given (one string for all variables or one per variable), else the score
+    variable's ``units`` attribute, else the variable's catalogue units (right for RMSE, MAE, bias and
+    CRPS, which have the variable's units)."""
     if isinstance(units, str):
         found: str | None = units
     elif units is not None and variable in units:
@@ -97,7 +103,7 @@ def _units_text(dataset: xr.Dataset, variable: str, units: str | Mapping[str, st
         attrs = dict(dataset[variable].attrs) if variable in dataset.data_vars else {}
         found = variable_units(variable, attrs)
     if found is None:
-        return "?"
+        return None
     return display_units(found) or "1"
 
 
@@ -148,7 +154,7 @@ def scorecard_markdown(
                     cells.append(f"{value:.4g} ({reference / value:.2f})")
             level_text = "" if level is None else f"{level:g}"
             system_text = f"**{system}**" if system == model else system
-            unit_text = _units_text(scores[model], variable, units)
+            unit_text = score_units(scores[model], variable, units) or "?"
             lines.append("| " + " | ".join([variable, level_text, unit_text, system_text, *cells]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -8,8 +8,8 @@ and whose whole forecast (``steps`` leads) lie in the dataset. The climatology (
 initializations, then RMSE, ACC and bias tables with the units of every row), ``rmse_vs_lead.png``,
 ``acc_vs_lead.png``, ``maps_<variable><level>.png`` and ``scores.json``, which holds the same:
 ``evaluation`` (first and last initialization, their number, the last valid time), ``units`` per
-channel (of RMSE and bias; ACC is dimensionless), and per system, channel and lead ``scores`` (RMSE), ``acc`` (model and persistence) and
-``bias`` (forecast − truth).
+channel (of RMSE and bias; ACC is dimensionless), and per system, channel and lead ``scores``
+(RMSE), ``acc`` (model and persistence) and ``bias`` (forecast − truth).
 
 Ensembles (a ``realization`` dim, ``rollout.members`` > 1 of a generative forecaster): the RMSE
 scorecard and plots score the ensemble mean, and ``crps_scorecard.md``, ``crps_vs_lead.png`` and
@@ -30,7 +30,12 @@ from vecfield import evaluate as ev
 from vecfield.config.forecast import ForecastConfig
 from vecfield.data.catalogue import variable_units
 from vecfield.data.streaming import split_range
-from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead, plot_spread_skill_vs_lead
+from vecfield.evaluate.plots import (
+    plot_acc_vs_lead,
+    plot_maps,
+    plot_scores_vs_lead,
+    plot_spread_skill_vs_lead,
+)
 from vecfield.evaluate.scorecard import evaluation_period, scorecard_markdown, write_scorecard
 from vecfield.files import write_text_atomic
 from vecfield.forecast.ensemble import ENSEMBLE_DIM
@@ -122,7 +127,7 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
     written = {
         "scorecard": write_text_atomic(output / "scorecard.md", scorecard),
         "rmse_plot": plot_scores_vs_lead(rmse, output / "rmse_vs_lead.png"),
-        "acc_plot": plot_scores_vs_lead(acc, output / "acc_vs_lead.png", metric="ACC"),
+        "acc_plot": plot_acc_vs_lead(acc, output / "acc_vs_lead.png"),
     }
     map_leads = [np.timedelta64(h, "h").astype("timedelta64[ns]") for h in config.rollout.map_leads_hours]
     map_leads = [lead for lead in map_leads if lead in leads]
@@ -139,6 +144,7 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
                     map_leads,
                     output / f"maps_{name}{suffix}.png",
                     level=level,
+                    land_sea_mask=truth_all.get("land_sea_mask"),
                 )
     record = {
         "metric": "rmse",
