@@ -95,6 +95,8 @@ def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys)
     assert period in scorecard.splitlines() and scores["evaluation"]["summary"] == period
     assert scores["evaluation"]["initializations"] == 3
     assert scores["evaluation"]["first_init"] == "2020-01-11T06:00"
+    assert scores["evaluation"]["climatology_period"] == ["2020-01-01T00:00", "2020-01-08T18:00"]
+    assert "climatology: the train split 2020-01-01T00:00 to 2020-01-08T18:00." in scorecard
     for metric in ("RMSE by lead", "ACC (anomaly correlation", "Bias (mean of forecast − truth)"):
         assert any(line.startswith(metric) for line in scorecard.splitlines()), metric
     assert scorecard.count("| geopotential | 500 | m² s⁻² | **vecfield** |") == 2  # RMSE and bias rows

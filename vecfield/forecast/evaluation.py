@@ -7,9 +7,10 @@ and whose whole forecast (``steps`` leads) lie in the dataset. The climatology (
 ``rollout.output``: ``forecast.zarr``, ``scorecard.md`` (the evaluation period and number of
 initializations, then RMSE, ACC and bias tables with the units of every row), ``rmse_vs_lead.png``,
 ``acc_vs_lead.png``, ``maps_<variable><level>.png`` and ``scores.json``, which holds the same:
-``evaluation`` (first and last initialization, their number, the last valid time), ``units`` per
-channel (of RMSE and bias; ACC is dimensionless), and per system, channel and lead ``scores``
-(RMSE), ``acc`` (model and persistence) and ``bias`` (forecast − truth).
+``evaluation`` (first and last initialization, their number, the last valid time, the
+climatology's period), ``units`` per channel (of RMSE and bias; ACC is dimensionless), and per
+system, channel and lead ``scores`` (RMSE), ``acc`` (model and persistence) and ``bias``
+(forecast − truth).
 
 Ensembles (a ``realization`` dim, ``rollout.members`` > 1 of a generative forecaster): the RMSE
 scorecard and plots score the ensemble mean, and ``crps_scorecard.md``, ``crps_vs_lead.png`` and
@@ -113,11 +114,13 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
     acc = {name: ev.acc(systems[name], truth, climatology).compute() for name in (MODEL, "persistence")}
     bias = {name: ev.bias(system, truth).compute() for name, system in systems.items()}
     period = evaluation_period(inits, leads)
+    climatology_period = [str(np.datetime_as_string(np.datetime64(time, "ns"), "m"))
+                          for time in (train_start, train_end)]
     scorecard = "\n".join([
         f"# Scorecard: {MODEL} against persistence and climatology",
         "",
         period,
-        f"Truth: {config.dataset.output}; climatology: the train split {train_start} to {train_end}.",
+        f"Truth: {config.dataset.output}; climatology: the train split {' to '.join(climatology_period)}.",
         "",
         scorecard_markdown(rmse, MODEL, metric="RMSE"),
         scorecard_markdown(acc, MODEL, metric="ACC (anomaly correlation; above 0.6 = useful)", units="1",
@@ -155,6 +158,7 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
             "last_init": str(np.datetime_as_string(inits.max(), "m")),
             "initializations": int(inits.size),
             "last_valid_time": str(np.datetime_as_string(inits.max() + leads.max(), "m")),
+            "climatology_period": climatology_period,
         },
         "units": {channel: variable_units(name) for name, channel in _channels(forecast)},
         "scores": {name: _plain(dataset) for name, dataset in rmse.items()},
