@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from vecfield.evaluate.io import write_text_atomic
 from vecfield.evaluate.probabilistic import pointwise_fair_spread
+from vecfield.files import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -36,6 +36,7 @@ from vecfield.data.default_dataset import (
     initial_state,
     simulate_default_dataset,
 )
+from vecfield.files import write_text_atomic
 
 BUDGET_S = 120.0  # issue 5: generated in ≤ 2 minutes on 2 cores
 LEADS_H = (6, 24, 120)
@@ -189,9 +190,7 @@ def main() -> None:
         "baselines": rows,
         "perfect_model_twin": twin,
     }
-    temporary = args.out.with_name(f".{args.out.name}.tmp")
-    temporary.write_text(json.dumps(result, indent=2))
-    os.replace(temporary, args.out)
+    write_text_atomic(args.out, json.dumps(result, indent=2))
     print(f"\nwrote {args.out}")
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from vecfield.data.default_dataset import load_default_dataset
+from vecfield.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -137,9 +138,7 @@ def main() -> None:
         print(f"{key:<48}{value:>10.4f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "default_dataset_balance.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({**result, "quick": args.quick}, indent=1))
-    temporary.replace(path)
+    write_text_atomic(path, json.dumps({**result, "quick": args.quick}, indent=1))
     print(f"wrote {path}")
 
 

@@ -26,7 +26,6 @@ seeds tells a real NLL difference from seed noise. Prints a table, writes
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from vecfield.density import (  # noqa: E402
     held_out_report,
     mean_log_likelihood,
 )
+from vecfield.files import write_text_atomic  # noqa: E402
 from vecfield.flows import NICE, AutoregressiveSplineFlow, Glow, RealNVP  # noqa: E402
 from vecfield.images import load_digits  # noqa: E402
 from vecfield.toys import TRUE_ENTROPY, sample_toy  # noqa: E402
@@ -345,11 +345,9 @@ def main() -> None:
     suffix += "" if set(args.models) == set(MODELS) else "_" + "_".join(args.models)
     suffix += f"_seed{args.seed}" if args.seed else ""
     path = out_dir / f"density{'_quick' if args.quick else ''}{suffix}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(quick=args.quick, seed=args.seed, threads=torch.get_num_threads(),
-                                   seconds=elapsed,
-                                   rows=rows, ours_vs_zuko=pairs, targets=goals), indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(dict(quick=args.quick, seed=args.seed, threads=torch.get_num_threads(),
+                                            seconds=elapsed, rows=rows, ours_vs_zuko=pairs, targets=goals),
+                                       indent=2))
     print(f"wrote {path}")
 
 

@@ -301,10 +301,9 @@ def main() -> None:
 
 def _write(result: dict, path: Path) -> None:
     """Write the results so far (atomically: temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(result, indent=1))
-    temporary.replace(path)
+    from vecfield.files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ Prints a table and writes JSON to benchmarks/results/.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vecfield import VectorFieldModel
 from vecfield.core.model import network_calls
+from vecfield.files import write_text_atomic
 from vecfield.nn import MLP
 from vecfield.quality.point_clouds import EnergyDistanceToReference
 from vecfield.toys import TRUE_ENTROPY, sample_toy
@@ -113,11 +112,7 @@ def samplers(nfe: int) -> dict[str, tuple[str, str, int]]:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(payload, file, indent=2)
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps(payload, indent=2))
 
 
 def run(args: argparse.Namespace) -> dict:

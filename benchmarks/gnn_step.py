@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from vecfield.files import write_text_atomic
 from vecfield.graphs import GraphSpec, LatLonGrid, build_graph, load_graph, save_graph
 from vecfield.nn import GridMeshGNN
 from vecfield.nn.message_passing import EdgeIndex, SplitMLP, gather
@@ -173,13 +174,6 @@ def _in_subprocess(args: list[str], mmap_threshold: int | None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _write_json(results: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, path)
-
-
 def _print_table(results: dict) -> None:
     malloc = results["mmap_threshold"]
     print(f"\nGridMeshGNN training step (median; {results['configs'][0]['threads']} threads; fp32; glibc "
@@ -262,7 +256,7 @@ def main() -> None:
                   for peer, f in PEERS.items()},
     }
     _print_table(results)
-    _write_json(results, args.output)
+    write_text_atomic(args.output, json.dumps(results, indent=2))
     print(f"\nwrote {args.output}")
 
 

@@ -41,7 +41,6 @@ reduced run), the other samplers and guidance about 500), i.e. roughly 35–40 m
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -61,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from vecfield import VectorFieldModel  # noqa: E402
 from vecfield.core.model import network_calls  # noqa: E402
 from vecfield.density import Dequantization, TrainSettings, fit  # noqa: E402
+from vecfield.files import atomic_path, write_text_atomic  # noqa: E402
 from vecfield.flows import Glow  # noqa: E402
 from vecfield.images import load_mnist, to_signed  # noqa: E402
 from vecfield.nn.unet import UNet  # noqa: E402
@@ -117,10 +117,8 @@ QUICK = Settings(train_images=512, held_out_images=256, reference_images=128, fd
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Atomic write: a temporary file in the same folder, then os.replace."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    os.replace(temporary, path)
+    """Atomic write (``vecfield.files``)."""
+    write_text_atomic(path, json.dumps(payload, indent=2))
 
 
 def save_grid(images: Tensor, path: Path, columns: int = 10) -> None:
@@ -131,9 +129,8 @@ def save_grid(images: Tensor, path: Path, columns: int = 10) -> None:
     for i in range(n):
         r, c = divmod(i, columns)
         canvas[r * (h + 2) + 1:r * (h + 2) + 1 + h, c * (w + 2) + 1:c * (w + 2) + 1 + w] = images[i, 0]
-    temporary = path.with_name(path.stem + ".tmp.png")
-    plt.imsave(temporary, canvas.numpy(), cmap="gray", vmin=0, vmax=255)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        plt.imsave(temporary, canvas.numpy(), cmap="gray", vmin=0, vmax=255, format="png")
 
 
 def to_levels(y: Tensor) -> Tensor:

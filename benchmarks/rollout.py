@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'training samples/s':<40}{result['train_samples_per_s']:>14.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "rollout.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(result, indent=1))
-    temporary.replace(path)
+    from vecfield.files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(result, indent=1))
     print(f"wrote {path}")
     return result
 

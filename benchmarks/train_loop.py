@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
+from vecfield.files import atomic_write
 from vecfield.nn import MLP
 from vecfield.train import Trainer, TrainerConfig, load_checkpoint
 from vecfield.train.ema import build_ema
-from vecfield.train.files import atomic_write
 from vecfield.train.optim import build_optimizer, build_scheduler
 
 FEATURES, HIDDEN, DEPTH, BATCH = 32, 256, 3, 256

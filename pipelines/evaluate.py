@@ -2,8 +2,9 @@
 
     python pipelines/evaluate.py --config configs/quickstart.yaml [--forecast runs/quickstart/forecast.zarr]
 
-Writes into ``rollout.output``: scorecard.md (RMSE per variable, level, lead; ratios to the
-baselines), rmse_vs_lead.png, acc_vs_lead.png, maps_<variable><level>.png at
+Writes into ``rollout.output``: scorecard.md (the evaluation period and number of initializations;
+RMSE with ratios to the baselines, ACC and bias per variable, level and lead, with units),
+rmse_vs_lead.png, acc_vs_lead.png, maps_<variable><level>.png at
 ``rollout.map_leads_hours`` and scores.json. The climatology is computed from the train split.
 An ensemble forecast (dim ``realization``, from ``pipelines/rollout.py --members N``) is scored by
 its mean there, plus crps_scorecard.md, crps_vs_lead.png and spread_skill.png.

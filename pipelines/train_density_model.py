@@ -15,7 +15,6 @@ import dataclasses
 import inspect
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from vecfield.density.plots import (  # noqa: E402
     image_grid_figure,
     save_figure,
 )
+from vecfield.files import write_text_atomic  # noqa: E402
 from vecfield.flows import NICE, Glow, RealNVP  # noqa: E402
 from vecfield.images import load_image_dataset  # noqa: E402
 from vecfield.toys import SAMPLERS, TRUE_ENTROPY, sample_toy  # noqa: E402
@@ -109,12 +109,6 @@ def _resolve(path: str | None, what: str) -> Path:
         raise ValueError(f"data.path is required for {what}")
     p = Path(path)
     return p if p.is_absolute() else ROOT / p
-
-
-def _write_json(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def run_crabs(cfg: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -209,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     runner = {"crabs": run_crabs, "toy": run_toy, "images": run_images}[cfg["data"].source]
     result = runner(cfg, out)
-    _write_json({"config": str(args.config), "model": cfg["kind"], **result}, out / "report.json")
+    write_text_atomic(out / "report.json",
+                      json.dumps({"config": str(args.config), "model": cfg["kind"], **result}, indent=2))
     print(f"wrote {out}")
     return result
 

@@ -11,11 +11,8 @@ the same folder, then renamed.
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from tqdm import tqdm
 from vecfield import VectorFieldModel
 from vecfield.core.model import METHODS
 from vecfield.core.solvers import SOLVERS
+from vecfield.files import atomic_write, save_figure_atomic, write_text_atomic
 from vecfield.nn import MLP
 from vecfield.quality.point_clouds import energy_distance
 from vecfield.toys import SAMPLERS, TRUE_ENTROPY, sample_toy
@@ -73,18 +71,6 @@ def ema_decay(steps: int) -> float:
     return min(0.999, 1 - 10 / steps)
 
 
-def write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """Call write(temporary_path) in path's folder, then rename onto path."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def plot(data: torch.Tensor, samples: torch.Tensor, title: str, path: Path) -> None:
     """Two square 2-D histograms side by side: data | samples."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
@@ -98,7 +84,7 @@ def plot(data: torch.Tensor, samples: torch.Tensor, title: str, path: Path) -> N
         ax.set_yticks([])
     fig.suptitle(title)
     fig.tight_layout()
-    write_atomically(path, lambda temporary: fig.savefig(temporary, format="png", dpi=110))
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -156,9 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     png = args.out / "samples.png"
     plot(data, samples, f"{args.method} on {args.dataset}: {args.steps} steps", png)
-    write_atomically(args.out / "model.pt", lambda temporary: torch.save(trained.state_dict(), temporary))
-    write_atomically(args.out / "metrics.json",
-                     lambda temporary: Path(temporary).write_text(json.dumps(metrics, indent=2)))
+    atomic_write(args.out / "model.pt", lambda file: torch.save(trained.state_dict(), file))
+    write_text_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"wrote {png} (data | samples), {args.out / 'model.pt'} and {args.out / 'metrics.json'}")
     return metrics
 

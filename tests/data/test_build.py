@@ -67,6 +67,24 @@ def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
     assert zarr.open_consolidated(str(output), zarr_format=2) is not None
 
 
+def test_built_dataset_carries_cf_metadata_and_leaves_no_lock(built):
+    """Every variable and coordinate has units and a long name, a CF standard name where CF has one,
+    and time is CF-encoded (hours since an epoch, proleptic Gregorian); the build's lock file is gone."""
+    group = zarr.open_group(str(built), mode="r", zarr_format=2)
+    ds = xr.open_zarr(built, consolidated=True)
+    for name in [*ds.data_vars, *ds.coords]:
+        attrs = ds[name].attrs | group[name].attrs.asdict()  # time's units live in the stored attrs
+        assert {"units", "long_name"} <= attrs.keys(), name
+    standard = {name: ds[name].attrs.get("standard_name") for name in [*ds.data_vars, *ds.coords]}
+    assert standard["geopotential"] == "geopotential" and standard["temperature"] == "air_temperature"
+    assert standard["land_sea_mask"] == "land_area_fraction" and standard["level"] == "air_pressure"
+    assert standard["latitude"] == "latitude" and standard["time"] == "time"
+    assert ds["2m_temperature"].attrs["units"] == "K" and ds["latitude"].attrs["units"] == "degrees_north"
+    time = group["time"].attrs.asdict()
+    assert time["units"].startswith("hours since 1970-01-01") and time["calendar"] == "proleptic_gregorian"
+    assert not built.with_name(built.name + ".lock").exists()
+
+
 def test_build_resumes_without_redoing_finished_blocks(dataset_config, tmp_path, source, built, monkeypatch):
     config = dataset_config(tmp_path, source)
     original = build_module._write_block
@@ -218,6 +236,7 @@ def test_concurrent_builds_of_one_output_build_once_and_both_get_it(dataset_conf
         paths = [first.result(), second.result()]
     assert len(builds) == 1 and paths[0] == paths[1] == tmp_path / "shared.zarr"
     assert not (tmp_path / "shared.zarr.partial").exists()
+    assert not (tmp_path / "shared.zarr.lock").exists()  # the lock file goes once the output is in place
     xr.open_zarr(paths[0]).load()
     assert build_dataset(config, progress=False, reuse=True) == paths[0] and len(builds) == 1
     with pytest.raises(ValueError, match="already exists; delete it"):

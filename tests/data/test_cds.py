@@ -1,5 +1,7 @@
 """CDS download with an injected fake client that writes real netCDF files in the new-CDS layout."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -139,14 +141,15 @@ def test_download_retries_resumes_and_never_logs_the_key(tmp_path):
     client = FakeCDS(failures=2)
     paths = download(_requests(tmp_path), client=client, sleep=waits.append, log=logs.append)
     assert waits == [30.0, 60.0]  # exponential backoff
-    assert all(p.is_file() for p in paths) and not list(tmp_path.glob("*.part"))
+    assert all(p.is_file() for p in paths) and not list(tmp_path.glob(".*.tmp-*"))
     assert all(SECRET not in line for line in logs) and any("***" in line for line in logs)
     # resume: complete files are verified and skipped; a truncated one is fetched again
     broken = paths[3]
     broken.write_bytes(broken.read_bytes()[:2000])
     client.calls.clear()
     download(_requests(tmp_path), client=client, sleep=waits.append, log=logs.append)
-    assert client.calls == [str(broken) + ".part"]
+    (fetched,) = client.calls  # only the truncated file, to a temporary beside it
+    assert Path(fetched).parent == broken.parent and Path(fetched).name.startswith(f".{broken.name}.tmp-")
     with pytest.raises(RuntimeError, match=r"failed 2 times.*run the download again") as error:
         paths[0].unlink()
         download(

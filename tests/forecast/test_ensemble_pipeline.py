@@ -50,4 +50,4 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     ratio = ev.spread_skill_ratio(forecast, truth)["u_component_of_wind"].sel(level=850).values
     np.testing.assert_allclose(record["spread_skill_ratio"]["u_component_of_wind850"], ratio, rtol=1e-6)
     assert set(record["mae"]) == {"persistence", "climatology"}
-    assert "| geopotential | 500 | **vecfield** |" in written["crps_scorecard"].read_text()
+    assert "| geopotential | 500 | m² s⁻² | **vecfield** |" in written["crps_scorecard"].read_text()

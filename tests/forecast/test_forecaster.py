@@ -110,6 +110,32 @@ def test_streaming_rollout_resumes_after_an_interruption_with_identical_values(
     xr.testing.assert_equal(whole.drop_attrs(), in_memory.drop_attrs())
 
 
+def test_the_forecast_store_carries_cf_metadata_and_the_checkpoints_hash(trained, tmp_path) -> None:
+    """rollout_to_zarr keeps what the in-memory rollout attaches (units, long and standard names on
+    every variable and coordinate), CF time and lead encodings, and the checkpoint's sha256."""
+    import hashlib
+
+    import zarr
+
+    ds, forecaster, path = trained
+    inits = ds["time"].values[[2, 5]]
+    store = forecaster.rollout_to_zarr(ds, 2, tmp_path / "forecast.zarr", init_times=inits)
+    stored, in_memory = xr.open_zarr(store), forecaster.rollout(ds, 2, init_times=inits)
+    for name in [*in_memory.data_vars, *in_memory.coords]:
+        assert stored[name].attrs == in_memory[name].attrs, name
+        assert {"long_name", "standard_name"} <= stored[name].attrs.keys(), name
+    assert stored["geopotential"].attrs["units"] == "m**2 s**-2"
+    assert stored["u_component_of_wind"].attrs["standard_name"] == "eastward_wind"
+    assert stored["time"].attrs["standard_name"] == "forecast_reference_time"
+    assert stored["prediction_timedelta"].attrs["standard_name"] == "forecast_period"
+    group = zarr.open_group(str(store), mode="r", zarr_format=2)
+    assert group["time"].attrs["units"].startswith("hours since 1970-01-01")
+    assert group["time"].attrs["calendar"] == "proleptic_gregorian"
+    assert group["prediction_timedelta"].attrs["units"] == "hours"
+    assert group["prediction_timedelta"][:].tolist() == [6, 12]
+    assert stored.attrs["source_checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_bad_initial_data_is_refused_with_what_to_do(trained) -> None:
     ds, forecaster, _ = trained
     with pytest.raises(ValueError, match=r"lacks the state variable\(s\) \['u_component_of_wind'\]"):

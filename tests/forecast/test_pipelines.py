@@ -89,7 +89,24 @@ def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys)
     assert scores["lead_hours"] == [6.0, 12.0, 18.0, 24.0]
     assert all(np.isfinite(v).all() for s in scores["scores"].values() for v in s.values())
     assert written["maps_geopotential500"].exists() and written["rmse_plot"].exists()
-    assert "| geopotential | 500 | **vecfield** |" in written["scorecard"].read_text()
+    scorecard = written["scorecard"].read_text()
+    period = ("Evaluation period: 3 initializations from 2020-01-11 06:00 to 2020-01-13 06:00 UTC "
+              "(every 24 h); leads 6 h to 24 h; valid times to 2020-01-14 06:00 UTC.")
+    assert period in scorecard.splitlines() and scores["evaluation"]["summary"] == period
+    assert scores["evaluation"]["initializations"] == 3
+    assert scores["evaluation"]["first_init"] == "2020-01-11T06:00"
+    assert scores["evaluation"]["climatology_period"] == ["2020-01-01T00:00", "2020-01-08T18:00"]
+    assert "climatology: the train split 2020-01-01T00:00 to 2020-01-08T18:00." in scorecard
+    for metric in ("RMSE by lead", "ACC (anomaly correlation", "Bias (mean of forecast − truth)"):
+        assert any(line.startswith(metric) for line in scorecard.splitlines()), metric
+    assert scorecard.count("| geopotential | 500 | m² s⁻² | **vecfield** |") == 2  # RMSE and bias rows
+    assert "| geopotential | 500 | 1 | **vecfield** |" in scorecard  # ACC
+    assert "| 2m_temperature |  | K | persistence |" in scorecard
+    assert scores["units"] == {"geopotential500": "m**2 s**-2", "geopotential850": "m**2 s**-2",
+                               "u_component_of_wind500": "m s**-1", "u_component_of_wind850": "m s**-1",
+                               "2m_temperature": "K"}
+    assert set(scores["acc"]) == {"vecfield", "persistence"} and set(scores["bias"]) == set(scores["scores"])
+    assert all(-1 <= a <= 1 for a in scores["acc"]["vecfield"]["geopotential500"])
     val_log = (config_file.parent / "train" / "val_log.csv").read_text().splitlines()
     assert "rmse_geopotential500_12h" in val_log[0] and "score" in val_log[0]
 

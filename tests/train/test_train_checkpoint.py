@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_training import model, trainer
 
-import vecfield.train.files as files
+import vecfield.files as files
 from vecfield.train import CheckpointError, load_checkpoint, load_model_weights
 from vecfield.train.checkpoint import FORMAT, SCHEMA_VERSION, CheckpointStore, check_plain, save_checkpoint
 

@@ -15,12 +15,12 @@ store); running the same config again resumes after the last finished block. A p
 a different config is never mixed in (error).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -37,13 +37,14 @@ from filelock import FileLock, Timeout
 from vecfield._version import __version__
 from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import to_dict
-from vecfield.data.catalogue import CATALOGUE, unknown_name_error
+from vecfield.data.catalogue import CATALOGUE, cf_attributes, unknown_name_error
 from vecfield.data.checks import check_no_nans, check_time_axis, nan_report, select_levels
 from vecfield.data.derived import total_precipitation_6hr, validate_tisr
 from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
 from vecfield.data.regrid import crop_area, regrid
 from vecfield.data.sources import open_dataset
 from vecfield.data.statistics import compute_statistics, write_statistics
+from vecfield.files import publish, write_text_atomic
 
 logger = logging.getLogger(__name__)
 _TISR = "toa_incident_solar_radiation"
@@ -215,12 +216,6 @@ def _partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
 def _forcing_template(state: xr.Dataset) -> xr.Dataset:
     """Lazy zeros shaped like the forcings, so the store's metadata can be written before the data."""
     sizes = {d: state.sizes[d] for d in ("time", "latitude", "longitude")}
@@ -256,10 +251,10 @@ def _initialize(
     template = state.copy()
     if config.forcings:
         template = template.merge(_forcing_template(state))
-    template = template.merge(static)
+    template = cf_attributes(template.merge(static))
     template.attrs = {"vecfield_config_hash": digest}
     template.to_zarr(temp, mode="w", compute=False, zarr_format=2, consolidated=False)
-    _write_json(_progress_file(temp), {"config_hash": digest, "blocks_done": []})
+    write_text_atomic(_progress_file(temp), json.dumps({"config_hash": digest, "blocks_done": []}))
 
 
 def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
@@ -270,9 +265,10 @@ def _write_block(temp: Path, block: xr.Dataset, index: slice) -> None:
 def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = False) -> Path:
     """Build ``config.output``; returns its path. Resumes a matching ``<output>.partial`` store.
 
-    Builds of one output are serialized by the lock file ``<output>.lock``: a second process
-    waits for the first, then finds the output there. An existing output is returned when
-    ``reuse`` (without checking that it matches ``config``), and an error otherwise.
+    Builds of one output are serialized by the lock file ``<output>.lock`` (deleted once the output
+    is in place): a second process waits for the first, then finds the output there. An existing
+    output is returned when ``reuse`` (without checking that it matches ``config``), and an error
+    otherwise.
 
     Raises ValueError before anything is renamed into place for: missing variables/levels/times,
     non-uniform or duplicated times, NaNs (unless ``nan_fill``), a TISR of another convention,
@@ -291,14 +287,21 @@ def build_dataset(config: DatasetConfig, progress: bool = True, reuse: bool = Fa
         return output
     state, static = prepare(config)  # every check of the config and sources; writes nothing
     temp = _check_output(output)
-    lock = FileLock(output.with_name(output.name + ".lock"))
+    lock_path = output.with_name(output.name + ".lock")
+    lock = FileLock(lock_path)
     try:
         lock.acquire(blocking=False)
     except Timeout:
         logger.info("waiting for another process building %s …", output)
         lock.acquire()
     try:
-        return existing() or _build(config, output, temp, state, static.load(), progress)
+        built = existing() or _build(config, output, temp, state, static.load(), progress)
+        # The output is in place, so the lock has done its job: a process waiting on this lock file
+        # finds the output once it gets the lock, and a later one finds it before locking. A failed
+        # build keeps the lock file, which a retry of the same output locks again.
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        return built
     finally:
         lock.release()
 
@@ -346,7 +349,8 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
             values = values.merge(compute_forcings(times, lat, lon))
         _write_block(temp, values, index)
         done.add(number)
-        _write_json(_progress_file(temp), {"config_hash": digest, "blocks_done": sorted(done)})
+        record = {"config_hash": digest, "blocks_done": sorted(done)}
+        write_text_atomic(_progress_file(temp), json.dumps(record))
     written = xr.open_zarr(temp, consolidated=False)
     write_statistics(temp, compute_statistics(written, config.splits.train))
     provenance = {
@@ -364,8 +368,7 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
     zarr.open_group(str(temp), mode="a", zarr_format=2).attrs.update(provenance)
     _progress_file(temp).unlink()
     zarr.consolidate_metadata(str(temp), zarr_format=2)
-    os.replace(temp, output)
-    return output
+    return publish(temp, output)
 
 
 def discard_partial(config: DatasetConfig) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from vecfield.files import atomic_path
+
 PRESSURE_LEVEL_DATASET = "reanalysis-era5-pressure-levels"
 SINGLE_LEVEL_DATASET = "reanalysis-era5-single-levels"
 PRESSURE_VARIABLES = (
@@ -193,18 +195,16 @@ def download(
                 done.append(item.target)
                 continue
             log(f"{item.target.name} is incomplete or corrupt: downloading it again")
-        partial = item.target.with_name(item.target.name + ".part")
         for attempt in range(retries + 1):
             try:
                 log(f"request {item.dataset} → {item.target.name} (attempt {attempt + 1})")
-                client.retrieve(item.dataset, item.request, str(partial))
-                if not verify_netcdf(partial):
-                    raise OSError(f"the downloaded {partial.name} does not open as netCDF")
-                os.replace(partial, item.target)
+                with atomic_path(item.target) as partial:  # removed again if anything below fails
+                    client.retrieve(item.dataset, item.request, str(partial))
+                    if not verify_netcdf(partial):
+                        raise OSError(f"the downloaded {item.target.name} does not open as netCDF")
                 break
             except Exception as error:  # network, CDS queue and file errors are all retried
                 message = _redact(f"{type(error).__name__}: {error}", secrets)
-                partial.unlink(missing_ok=True)
                 if attempt == retries:
                     raise RuntimeError(
                         f"{item.target.name} failed {retries + 1} times (last: {message}); run the "

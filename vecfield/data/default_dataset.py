@@ -33,8 +33,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ from vecfield.data.shallow_water import (
     SphericalHarmonicSynthesis,
     SphericalHarmonicTransform,
 )
+from vecfield.files import atomic_path
 
 GENERATOR_VERSION = "1"  # bump when the generated values change for the same config
 WB2_LATITUDES = np.linspace(-87.1875, 87.1875, 32)  # WeatherBench2 64×32 equiangular, no poles
@@ -434,16 +433,13 @@ def load_default_dataset(
                 f"the cache folder {folder} is not writable; pass a writable cache_dir or set VECFIELD_CACHE"
             )
         dataset = simulate_default_dataset(config)
-        temporary = folder / f".{store.name}.{uuid.uuid4().hex}.tmp"
         try:
-            # zarr format 2 with consolidated metadata: readable by zarr-python 2 and 3 alike
-            dataset.chunk({"time": 4 * 24 // config.output_hours}).to_zarr(
-                temporary, mode="w", consolidated=True, zarr_format=2
-            )
-            os.replace(temporary, store)
+            with atomic_path(store) as temporary:
+                # zarr format 2 with consolidated metadata: readable by zarr-python 2 and 3 alike
+                dataset.chunk({"time": 4 * 24 // config.output_hours}).to_zarr(
+                    temporary, mode="w", consolidated=True, zarr_format=2
+                )
         except OSError:
             if not store.exists():  # a concurrent writer that finished first is fine; anything else is not
                 raise
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
     return xr.open_zarr(store, consolidated=True)

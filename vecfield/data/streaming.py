@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from vecfield.data.catalogue import CATALOGUE, unknown_name_error
+from vecfield.data.catalogue import cf_attributes, unknown_name_error
 from vecfield.data.checks import check_time_axis
 from vecfield.data.derived import structural_features
 from vecfield.data.forcings import FORCING_VARIABLES, day_progress, year_progress
@@ -116,7 +116,8 @@ class ChannelLayout:
         longitude: np.ndarray,
         coords: dict[str, Any] | None = None,
     ) -> xr.Dataset:
-        """Inverse of :meth:`stack`: (..., nodes, channels) → Dataset (..., [level,] latitude, longitude).
+        """Inverse of :meth:`stack`: (..., nodes, channels) → Dataset (..., [level,] latitude, longitude),
+        with the catalogue's units, long and CF standard names (``catalogue.cf_attributes``).
 
         coords: names and values of the leading dimensions, e.g. ``{"time": times}``; unnamed leading
         dimensions are an error.
@@ -147,10 +148,7 @@ class ChannelLayout:
                     stacked, dims=(*coords, "level", "latitude", "longitude"), coords={"level": levels}
                 )
         out = xr.Dataset(data, coords={**coords, "latitude": latitude, "longitude": longitude})
-        for name in out.data_vars:
-            if name in CATALOGUE:
-                out[name].attrs["units"] = CATALOGUE[name].units
-        return out
+        return cf_attributes(out)
 
     def to_json(self) -> str:
         """A JSON string (for checkpoints); :meth:`from_json` reads it back."""

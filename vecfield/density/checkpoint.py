@@ -1,6 +1,6 @@
 """Checkpoints of density models: class name + constructor config + state dict.
 
-Written to a temporary file in the same folder and moved into place with ``os.replace``; read
+Written atomically (``vecfield.files``: a temporary file in the same folder, then renamed); read
 with ``torch.load(weights_only=True)``. Loading checks the stored class against the requested one.
 """
 
@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+from vecfield.files import atomic_write
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
@@ -22,9 +24,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
     path = Path(path)
     payload: dict[str, Any] = {"model_class": type(model).__name__, "config": config,
                                "state_dict": model.state_dict()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def load_checkpoint(path: str | os.PathLike[str], model_class: type[ModelT]) -> ModelT:

@@ -1,12 +1,11 @@
 """Figures of fitted density models: binned histogram + mixture, 2-D samples + density, image grids.
 
-Each function returns a matplotlib Figure; ``save_figure`` writes it atomically (temporary file
-in the same folder, then ``os.replace``).
+Each function returns a matplotlib Figure; ``save_figure`` writes it atomically
+(``vecfield.files``).
 """
 
 import math
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,15 +16,15 @@ from torch import Tensor
 
 from vecfield.density.contract import DensityModel
 from vecfield.density.gmm import GaussianMixture
+from vecfield.files import save_figure_atomic
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Save ``fig`` to ``path`` (format from the suffix) atomically and close it."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        save_figure_atomic(fig, path, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def binned_mixture_figure(edges: Tensor, counts: Tensor, mixture: GaussianMixture,

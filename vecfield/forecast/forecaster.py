@@ -33,7 +33,9 @@ import xarray as xr
 import zarr
 
 from vecfield._version import __version__
+from vecfield.data.catalogue import cf_attributes
 from vecfield.data.forcings import compute_forcings
+from vecfield.files import file_sha256
 from vecfield.forecast.build import ForecasterSpec
 from vecfield.forecast.ensemble import ENSEMBLE_DIM, MemberStepper, member_keys
 from vecfield.forecast.generative import GenerativeOneStepForecaster
@@ -79,6 +81,7 @@ class Forecaster:
         module.load_state_dict(weights)
         provenance = {
             "checkpoint": str(path),
+            "checkpoint_sha256": file_sha256(path),
             "checkpoint_step": int(checkpoint["step"]),
             "weights": "ema" if use_ema else "raw",
         }
@@ -396,7 +399,8 @@ class Forecaster:
             **({"level": levels} if levels else {}),
             **({ENSEMBLE_DIM: np.arange(members)} if members > 1 else {}),
         }
-        return xr.Dataset(data, coords=coords, attrs={**self._attrs(steps, seed), COMPLETED: 0})
+        template = xr.Dataset(data, coords=coords, attrs={**self._attrs(steps, seed), COMPLETED: 0})
+        return cf_attributes(template)
 
     def first_lead_log_score(self, initial: xr.Dataset, truth: xr.Dataset, init_times: np.ndarray,
                              steps: int = 8, probes: int = 1, seed: int = 0) -> torch.Tensor:

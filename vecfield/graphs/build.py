@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch_geometric.data import HeteroData
 
+from vecfield.files import atomic_write
 from vecfield.graphs.connectivity import containing_triangle_edges, longest_edge, radius_edges
 from vecfield.graphs.grid import LatLonGrid
 from vecfield.graphs.icosahedron import TriangularMesh, mesh_hierarchy, multimesh_edges
@@ -152,17 +152,8 @@ def _graph_from_tensors(tensors: dict[str, object]) -> HeteroData:
 
 
 def save_graph(data: HeteroData, path: str | os.PathLike) -> None:
-    """Write a graph from ``build_graph`` as a dict of plain tensors, atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(_graph_to_tensors(data), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a graph from ``build_graph`` as a dict of plain tensors, atomically (``vecfield.files``)."""
+    atomic_write(path, lambda file: torch.save(_graph_to_tensors(data), file))
 
 
 def load_graph(path: str | os.PathLike) -> HeteroData:

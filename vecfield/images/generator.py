@@ -30,6 +30,7 @@ from vecfield.config.images import (
 )
 from vecfield.core.model import VectorFieldModel
 from vecfield.density.evaluation import Dequantization
+from vecfield.files import atomic_write
 from vecfield.flows import Glow
 from vecfield.images.datasets import ImageDataset, from_signed, load_image_dataset, to_signed
 from vecfield.images.folders import load_image_folder
@@ -37,7 +38,6 @@ from vecfield.images.grids import grid_array, png_bytes
 from vecfield.nn.unet import UNet
 from vecfield.train import Trainer, load_checkpoint, load_model_weights
 from vecfield.train.checkpoint import CheckpointStore
-from vecfield.train.files import atomic_write
 
 
 def load_images(data: ImageDataConfig) -> tuple[ImageDataset, list[str]]:

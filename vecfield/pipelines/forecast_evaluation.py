@@ -4,8 +4,13 @@ pipelines/evaluate.py and pipelines/quickstart.py run.
 Initializations are the times of a split, one every ``rollout.init_every_hours``, whose predecessor
 and whose whole forecast (``steps`` leads) lie in the dataset. The climatology (day of year × hour,
 ``vecfield.evaluate.compute_climatology``) comes from the ``train`` split only. Outputs in
-``rollout.output``: ``forecast.zarr``, ``scorecard.md``, ``rmse_vs_lead.png``, ``acc_vs_lead.png``,
-``maps_<variable><level>.png`` and ``scores.json`` (RMSE per system, variable, level, lead).
+``rollout.output``: ``forecast.zarr``, ``scorecard.md`` (the evaluation period and number of
+initializations, then RMSE, ACC and bias tables with the units of every row), ``rmse_vs_lead.png``,
+``acc_vs_lead.png``, ``maps_<variable><level>.png`` and ``scores.json``, which holds the same:
+``evaluation`` (first and last initialization, their number, the last valid time, the
+climatology's period), ``units`` per channel (of RMSE and bias; ACC is dimensionless), and per
+system, channel and lead ``scores`` (RMSE), ``acc`` (model and persistence) and ``bias``
+(forecast − truth).
 
 Ensembles (a ``realization`` dim, ``rollout.members`` > 1 of a generative forecaster): the RMSE
 scorecard and plots score the ensemble mean, and ``crps_scorecard.md``, ``crps_vs_lead.png`` and
@@ -24,9 +29,16 @@ import xarray as xr
 
 from vecfield import evaluate as ev
 from vecfield.config.forecast import ForecastConfig
+from vecfield.data.catalogue import variable_units
 from vecfield.data.streaming import split_range
-from vecfield.evaluate.plots import plot_maps, plot_scores_vs_lead, plot_spread_skill_vs_lead
-from vecfield.evaluate.scorecard import write_scorecard
+from vecfield.evaluate.plots import (
+    plot_acc_vs_lead,
+    plot_maps,
+    plot_scores_vs_lead,
+    plot_spread_skill_vs_lead,
+)
+from vecfield.evaluate.scorecard import evaluation_period, scorecard_markdown, write_scorecard
+from vecfield.files import write_text_atomic
 from vecfield.forecast.ensemble import ENSEMBLE_DIM
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.generative import GenerativeOneStepForecaster
@@ -100,10 +112,25 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
     }
     rmse = {name: ev.rmse(system, truth).compute() for name, system in systems.items()}
     acc = {name: ev.acc(systems[name], truth, climatology).compute() for name in (MODEL, "persistence")}
+    bias = {name: ev.bias(system, truth).compute() for name, system in systems.items()}
+    period = evaluation_period(inits, leads)
+    climatology_period = [str(np.datetime_as_string(np.datetime64(time, "ns"), "m"))
+                          for time in (train_start, train_end)]
+    scorecard = "\n".join([
+        f"# Scorecard: {MODEL} against persistence and climatology",
+        "",
+        period,
+        f"Truth: {config.dataset.output}; climatology: the train split {' to '.join(climatology_period)}.",
+        "",
+        scorecard_markdown(rmse, MODEL, metric="RMSE"),
+        scorecard_markdown(acc, MODEL, metric="ACC (anomaly correlation; above 0.6 = useful)", units="1",
+                           ratios=False),
+        scorecard_markdown(bias, MODEL, metric="Bias (mean of forecast − truth)", ratios=False),
+    ])
     written = {
-        "scorecard": write_scorecard(output / "scorecard.md", rmse, model=MODEL),
+        "scorecard": write_text_atomic(output / "scorecard.md", scorecard),
         "rmse_plot": plot_scores_vs_lead(rmse, output / "rmse_vs_lead.png"),
-        "acc_plot": plot_scores_vs_lead(acc, output / "acc_vs_lead.png", metric="ACC"),
+        "acc_plot": plot_acc_vs_lead(acc, output / "acc_vs_lead.png"),
     }
     map_leads = [np.timedelta64(h, "h").astype("timedelta64[ns]") for h in config.rollout.map_leads_hours]
     map_leads = [lead for lead in map_leads if lead in leads]
@@ -120,17 +147,28 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
                     map_leads,
                     output / f"maps_{name}{suffix}.png",
                     level=level,
+                    land_sea_mask=truth_all.get("land_sea_mask"),
                 )
-    scores = {name: _plain(dataset) for name, dataset in rmse.items()}
-    record = {"metric": "rmse", "lead_hours": (leads / np.timedelta64(1, "h")).tolist(), "scores": scores}
+    record = {
+        "metric": "rmse",
+        "lead_hours": (leads / np.timedelta64(1, "h")).tolist(),
+        "evaluation": {
+            "summary": period,
+            "first_init": str(np.datetime_as_string(inits.min(), "m")),
+            "last_init": str(np.datetime_as_string(inits.max(), "m")),
+            "initializations": int(inits.size),
+            "last_valid_time": str(np.datetime_as_string(inits.max() + leads.max(), "m")),
+            "climatology_period": climatology_period,
+        },
+        "units": {channel: variable_units(name) for name, channel in _channels(forecast)},
+        "scores": {name: _plain(dataset) for name, dataset in rmse.items()},
+        "acc": {name: _plain(dataset) for name, dataset in acc.items()},
+        "bias": {name: _plain(dataset) for name, dataset in bias.items()},
+    }
     if ensemble is not None:
         record["ensemble"], ensemble_files = _evaluate_ensemble(ensemble, truth, systems, output)
         written.update(ensemble_files)
-    path = output / "scores.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(record, indent=1))
-    temporary.replace(path)
-    written["scores"] = path
+    written["scores"] = write_text_atomic(output / "scores.json", json.dumps(record, indent=1))
     return written
 
 
@@ -159,8 +197,17 @@ def _evaluate_ensemble(
     return record, written
 
 
+def _channels(dataset: xr.Dataset) -> list[tuple[str, str]]:
+    """(variable, channel name ``<variable><level>``) of every variable and level of ``dataset``."""
+    out = []
+    for name, var in dataset.data_vars.items():
+        levels = var["level"].values.tolist() if "level" in var.dims else [""]
+        out.extend((str(name), f"{name}{level}") for level in levels)
+    return out
+
+
 def _plain(scores: xr.Dataset) -> dict[str, list[float]]:
-    """variable[level] → RMSE per lead."""
+    """variable[level] → score per lead."""
     out = {}
     for name, var in scores.data_vars.items():
         if "level" in var.dims:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from vecfield._version import __version__
-from vecfield.train.files import atomic_write, remove_stale_temporaries
+from vecfield.files import atomic_write, remove_stale_temporaries
 
 FORMAT = "vecfield.train.checkpoint"
 SCHEMA_VERSION = 1

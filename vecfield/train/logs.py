@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vecfield.train.files import atomic_write
+from vecfield.files import atomic_write
 
 TRAIN_LOG = "train_log.csv"
 VAL_LOG = "val_log.csv"
