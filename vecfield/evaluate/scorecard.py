@@ -159,8 +159,8 @@ def scorecard_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(path: str | os.PathLike, scores: Mapping[str, xr.Dataset], model: str, metric: str = "RMSE",
-                    leads: Sequence[np.timedelta64] | None = None,
+def write_scorecard(path: str | os.PathLike, scores: Mapping[str, xr.Dataset], model: str,
+                    metric: str = "RMSE", leads: Sequence[np.timedelta64] | None = None,
                     units: str | Mapping[str, str] | None = None, ratios: bool = True) -> Path:
     """Write :func:`scorecard_markdown` to ``path`` atomically and return the path."""
     table = scorecard_markdown(scores, model, metric=metric, leads=leads, units=units, ratios=ratios)
