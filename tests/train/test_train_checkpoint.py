@@ -7,8 +7,9 @@ import torch
 from tiny_training import model, trainer
 
 import vecfield.files as files
+from vecfield.checkpoints import FORMAT, SCHEMA_VERSION, check_plain
 from vecfield.train import CheckpointError, load_checkpoint, load_model_weights
-from vecfield.train.checkpoint import FORMAT, SCHEMA_VERSION, CheckpointStore, check_plain, save_checkpoint
+from vecfield.train.checkpoint import CheckpointStore, save_checkpoint
 
 
 class CreatesFile:
@@ -22,7 +23,7 @@ class CreatesFile:
 
 
 def plain(step: int = 1, **extra) -> dict:
-    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "step": step, **extra}
+    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "kind": "training", "step": step, **extra}
 
 
 def test_a_pickle_payload_is_refused_without_executing_it(tmp_path):
@@ -49,15 +50,16 @@ def test_resuming_from_a_poisoned_run_dir_is_refused_without_executing(tmp_path)
 def test_schema_mismatch_names_both_versions_and_what_to_do(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"format": FORMAT, "schema_version": 0, "vecfield_version": "0.0.1"}, path)
-    with pytest.raises(CheckpointError, match=rf"schema version 0, .*reads schema version {SCHEMA_VERSION}\. "
-                                              r"Load it with the vecfield version that wrote it \(0\.0\.1\)"):
+    expected = (rf"schema version 0, .*reads schema versions up to {SCHEMA_VERSION}\. "
+                r"Load it with the vecfield version that wrote it \(0\.0\.1\)")
+    with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(path)
 
 
 def test_foreign_and_truncated_files_are_refused(tmp_path):
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.ones(2)}, foreign)
-    with pytest.raises(CheckpointError, match="not a vecfield training checkpoint"):
+    with pytest.raises(CheckpointError, match="not a vecfield checkpoint"):
         load_checkpoint(foreign)
     good = tmp_path / "good.pt"
     save_checkpoint(good, plain(weights=torch.ones(100)))

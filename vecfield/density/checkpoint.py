@@ -1,17 +1,14 @@
-"""Checkpoints of density models: class name + constructor config + state dict.
-
-Written atomically (``vecfield.files``: a temporary file in the same folder, then renamed); read
-with ``torch.load(weights_only=True)``. Loading checks the stored class against the requested one.
+"""Checkpoints of density models in the package's format (:mod:`vecfield.checkpoints`, kind
+``model``): class name + constructor config + state dict, written atomically, read weights-only.
+Loading checks the stored class against the requested one; legacy files are upgraded on load.
 """
 
 import os
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import torch
 from torch import nn
 
-from vecfield.files import atomic_write
+from vecfield import checkpoints
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
@@ -21,22 +18,18 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
     config = getattr(model, "config", None)
     if not isinstance(config, dict):
         raise TypeError(f"{type(model).__name__} has no `config` dict of constructor arguments to save")
-    path = Path(path)
-    payload: dict[str, Any] = {"model_class": type(model).__name__, "config": config,
-                               "state_dict": model.state_dict()}
-    atomic_write(path, lambda file: torch.save(payload, file))
+    payload = {"model_class": type(model).__name__, "config": config, "state_dict": model.state_dict()}
+    checkpoints.save_checkpoint(path, payload, kind="model")
 
 
 def load_checkpoint(path: str | os.PathLike[str], model_class: type[ModelT]) -> ModelT:
-    """Rebuild a ``model_class`` from a checkpoint; ValueError if it holds another class."""
-    payload = torch.load(path, weights_only=True, map_location="cpu")
-    if not isinstance(payload, dict) or not {"model_class", "config", "state_dict"} <= payload.keys():
-        raise ValueError(f"{path} is not a vecfield density-model checkpoint (missing model_class/config/"
-                         f"state_dict); save it with vecfield.density.save_checkpoint")
+    """Rebuild a ``model_class`` from a checkpoint; CheckpointError (a ValueError) if it holds another
+    class or is no model checkpoint."""
+    payload = checkpoints.load_checkpoint(path, kind="model")
     stored = payload["model_class"]
     if stored != model_class.__name__:
-        raise ValueError(f"{path} holds a {stored} checkpoint, not a {model_class.__name__}; "
-                         f"load it with load_checkpoint(path, {stored})")
+        raise checkpoints.CheckpointError(f"{path} holds a {stored} checkpoint, not a {model_class.__name__};"
+                                          f" load it with load_checkpoint(path, {stored})")
     model = model_class(**payload["config"])
     state = payload["state_dict"]
     dtype = next((v.dtype for v in state.values() if v.is_floating_point()), None)

@@ -1,8 +1,9 @@
-"""Training checkpoints: atomic writes, weights-only loading, schema and class checks, rotation.
+"""Training checkpoints: the package's checkpoint format (:mod:`vecfield.checkpoints`, kind
+``training``), class checks, the EMA-or-raw choice of weights, rotation.
 
 A checkpoint is a dict of tensors and plain Python values (see ``docs/train.md``)::
 
-    format, schema_version, vecfield_version, torch_version, model_class, task_class,
+    format, schema_version, kind, vecfield_version, torch_version, model_class, task_class,
     step, data_position {epoch, batch, num_samples}, model, ema {weights, n_averaged} | None, optimizer,
     scheduler, rng {world_size, ranks: [per-process states]}, config, trainer_state, metadata
 
@@ -14,9 +15,7 @@ constructing it — a file carrying a pickle payload cannot run code here.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from vecfield._version import __version__
-from vecfield.files import atomic_write, remove_stale_temporaries
+from vecfield import checkpoints
+from vecfield.checkpoints import CheckpointError
+from vecfield.files import remove_stale_temporaries
 
-FORMAT = "vecfield.train.checkpoint"
-SCHEMA_VERSION = 1
 STEP_PATTERN = re.compile(r"^step_(\d+)\.pt$")
 BEST_NAME = "best.pt"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is unsafe, unreadable, of another schema version or of another model/task."""
 
 
 def class_path(obj: object) -> str:
@@ -55,73 +49,14 @@ def _same_class(stored: str | None, given: str) -> bool:
     return stored == given
 
 
-def check_plain(value: object, where: str = "metadata") -> None:
-    """Raise TypeError unless ``value`` is tensors, numbers, strings, None, lists, tuples and
-    dicts with str/int keys — exactly what ``torch.load(weights_only=True)`` reads back. Subclasses
-    of these (``torch.__version__`` is a str subclass, for instance) are refused: they would not load."""
-    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
-        return
-    if type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            check_plain(item, f"{where}[{i}]")
-        return
-    if type(value) in (dict, OrderedDict):
-        for key, item in value.items():
-            if not isinstance(key, str | int):
-                raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}; "
-                                "use str or int keys")
-            check_plain(item, f"{where}[{key!r}]")
-        return
-    hint = " (convert numpy arrays with torch.from_numpy)" if type(value).__module__ == "numpy" else ""
-    raise TypeError(f"{where} holds a {type(value).__module__}.{type(value).__qualname__}; checkpoints "
-                    f"store only tensors, numbers, strings, None, lists, tuples and dicts{hint}")
-
-
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Mapping[str, Any]) -> None:
-    """Write ``checkpoint`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    payload = dict(checkpoint)
-    check_plain(payload, "checkpoint")
-    atomic_write(path, lambda file: torch.save(payload, file))
+    """Write a training checkpoint atomically in the package's format (:mod:`vecfield.checkpoints`)."""
+    checkpoints.save_checkpoint(path, checkpoint, kind="training")
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` and check its format and schema version.
-
-    Raises CheckpointError for a file carrying objects outside the weights-only allowlist
-    (nothing in it is executed), a truncated or foreign file, and a schema-version mismatch.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refused to load {path}: it contains Python objects that a weights-only load does not allow "
-            f"(nothing was executed). vecfield checkpoints hold only tensors and plain values; if you trust "
-            f"the file's author, inspect it in isolation — never load it with weights_only=False. "
-            f"Detail: {_unpickler_reason(error)}"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or another format): "
-                              f"{error}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a vecfield training checkpoint (no format tag {FORMAT!r})")
-    version = checkpoint.get("schema_version")
-    if version != SCHEMA_VERSION:
-        written_by = checkpoint.get("vecfield_version", "an unknown version")
-        raise CheckpointError(
-            f"{path} has checkpoint schema version {version}, but this vecfield ({__version__}) "
-            f"reads schema version {SCHEMA_VERSION}. Load it with the vecfield version that wrote it "
-            f"({written_by}), or start a new run (a new run_dir) with this version."
-        )
-    return checkpoint
-
-
-def _unpickler_reason(error: Exception) -> str:
-    """The line of torch's message that names the refused global."""
-    lines = [line.strip() for line in str(error).splitlines()]
-    return next((line for line in lines if "Unsupported" in line or "WeightsUnpickler" in line), lines[0])
+    """Read a training checkpoint (weights only; older schemas upgraded; see :mod:`vecfield.checkpoints`)."""
+    return checkpoints.load_checkpoint(path, "training", map_location)
 
 
 def check_identity(checkpoint: Mapping[str, Any], model: nn.Module, task: object | None = None) -> None:

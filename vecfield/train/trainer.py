@@ -18,14 +18,11 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from vecfield._version import __version__
+from vecfield.checkpoints import CheckpointError, check_plain
 from vecfield.train.allocator import set_mmap_threshold
 from vecfield.train.checkpoint import (
-    FORMAT,
-    SCHEMA_VERSION,
-    CheckpointError,
     CheckpointStore,
     check_identity,
-    check_plain,
     class_path,
     load_checkpoint,
     load_initial_weights,
@@ -231,7 +228,6 @@ class Trainer:
 
     def _checkpoint(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "schema_version": SCHEMA_VERSION,
             "vecfield_version": __version__, "torch_version": str(torch.__version__),
             "model_class": class_path(self.model), "task_class": class_path(self.task),
             "step": self.step,
