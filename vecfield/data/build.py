@@ -37,7 +37,13 @@ from vecfield import __version__
 from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import to_dict
 from vecfield.data.catalogue import CATALOGUE, unknown_name_error
-from vecfield.data.checks import check_no_nans, check_time_axis, nan_report, select_levels
+from vecfield.data.checks import (
+    check_geopotential_magnitude,
+    check_no_nans,
+    check_time_axis,
+    nan_report,
+    select_levels,
+)
 from vecfield.data.derived import total_precipitation_6hr, validate_tisr
 from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
 from vecfield.data.regrid import crop_area, regrid
@@ -172,6 +178,7 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
     state = state[list(config.variables)]
     if any("level" in state[v].dims for v in state.data_vars):
         state = select_levels(state, list(config.levels))
+    check_geopotential_magnitude(state, f"the sources {[s.path for s in config.sources]}")
     static = ds[list(config.static)]
     static = static.sel(time=times[0], drop=True) if "time" in static.dims else static
     if config.nan_fill is not None:
@@ -364,6 +371,27 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
     zarr.consolidate_metadata(str(temp), zarr_format=2)
     os.replace(temp, output)
     return output
+
+
+def open_built_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
+    """The dataset that :func:`build_dataset` wrote at ``path`` (lazy); ValueError saying how to make
+    it when it is absent, unfinished or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        unfinished = _partial_path(path)
+        hint = f" (an unfinished build is in {unfinished}; run the build again to finish it)" \
+            if unfinished.exists() else ""
+        raise ValueError(
+            f"the dataset {path} does not exist{hint}; build it first with "
+            "python pipelines/build_dataset.py --config <this config>, or set dataset.output to a built one"
+        )
+    try:
+        return xr.open_zarr(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"{path} is not a readable zarr dataset ({type(error).__name__}: {error}); "
+            "build it again with pipelines/build_dataset.py"
+        ) from None
 
 
 def discard_partial(config: DatasetConfig) -> None:

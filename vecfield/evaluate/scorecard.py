@@ -67,11 +67,14 @@ def scorecard_markdown(
     model: str,
     metric: str = "RMSE",
     leads: Sequence[np.timedelta64] | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     """A markdown table of ``scores`` (system name → score Dataset with dims (lead, [level])).
 
     model: the key of the model's scores; the other keys are baselines. leads: the columns,
-    default the model's leads. Missing entries print as '–'. Computes the (small) score arrays.
+    default the model's leads. notes: lines printed above the table (e.g. how many initializations
+    each lead used, or that a forecast store was incomplete). Missing entries print as '–'.
+    Computes the (small) score arrays.
     """
     _check_scores(scores, model)
     scores = {name: dataset.compute() for name, dataset in scores.items()}
@@ -80,6 +83,7 @@ def scorecard_markdown(
     )
     header = ["variable", "level", "system", *(format_lead(lead) for lead in lead_values)]
     lines = [
+        *(f"**Note:** {note}\n" for note in notes),
         f"{metric} by lead; baseline rows show (model / baseline): below 1 = model better for error scores.",
         "",
         "| " + " | ".join(header) + " |",
@@ -109,6 +113,7 @@ def write_scorecard(
     model: str,
     metric: str = "RMSE",
     leads: Sequence[np.timedelta64] | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write :func:`scorecard_markdown` to ``path`` atomically and return the path."""
-    return write_text_atomic(path, scorecard_markdown(scores, model, metric=metric, leads=leads))
+    return write_text_atomic(path, scorecard_markdown(scores, model, metric=metric, leads=leads, notes=notes))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vecfield.config.forecast import ForecastConfig, forecast_config_to_dict
+from vecfield.data.build import open_built_dataset
 from vecfield.data.statistics import load_statistics
 from vecfield.data.streaming import WindowedDataset
 from vecfield.forecast.build import ForecasterSpec
@@ -41,11 +42,7 @@ def train_forecaster(config: ForecastConfig, graph_cache: str | None = None) -> 
     """Train (or resume) the run of ``config``; returns the checkpoint to forecast with
     (``best.pt`` when validation picks one, else the last step's)."""
     path = Path(config.dataset.output)
-    if not path.exists():
-        raise ValueError(
-            f"the dataset {path} does not exist; build it first with "
-            "python pipelines/build_dataset.py --config <this config>"
-        )
+    open_built_dataset(path)  # a clear error when it is absent or unreadable
     step_hours = config.dataset.time.step_hours
     leads = max([1, *(value for _, value in config.train.curriculum)])
     train = _open_split(path, "train", leads, step_hours, config.train.in_memory)
