@@ -12,7 +12,8 @@ Safety: the dataset is written to ``<output>.partial`` and renamed only when com
 output path never holds a half-built dataset. Finished time blocks are recorded beside the partial
 store, in ``<output>.partial.progress.json`` (outside it: zarr warns about any foreign file in a
 store); running the same config again resumes after the last finished block. A partial store from
-a different config is never mixed in (error).
+a different config is never mixed in: it is discarded and the build starts afresh (so following
+the NaN error's advice, ``dataset.nan_fill=<number>``, just works).
 """
 
 import dataclasses
@@ -318,12 +319,12 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
     if temp.exists():
         marker = _progress_file(temp)
         recorded = json.loads(marker.read_text()) if marker.is_file() else {}
-        if recorded.get("config_hash") != digest:
-            raise ValueError(
-                f"{temp} holds an unfinished build of a different config; delete it to start afresh"
-            )
-        done = set(recorded["blocks_done"])
-    else:
+        if recorded.get("config_hash") == digest:
+            done = set(recorded["blocks_done"])
+        else:  # e.g. dataset.nan_fill set after a build stopped at NaNs: its blocks do not apply
+            print(f"discarding the unfinished build in {temp}: it was made with another config", flush=True)
+            discard_partial(config)
+    if not done:
         _initialize(temp, state, static, config, digest)
     block = max(1, config.time_block)
     starts = range(0, state.sizes["time"], block)
@@ -343,8 +344,9 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
             raise ValueError(
                 f"the sources contain NaNs: {name}: {count} in time block {number}, "
                 f"e.g. {'; '.join(places)}. "
-                f"Choose a time range without them or set an explicit fill (dataset.nan_fill=<number>); "
-                f"the unfinished build stays in {temp} and resumes from this block"
+                f"Choose a time range without them or set an explicit fill (dataset.nan_fill=<number>; the "
+                f"build then starts afresh); the unfinished build stays in {temp} and resumes from this "
+                "block when rerun with the same config"
             )
         if config.forcings:
             times, lat, lon = values["time"].values, values["latitude"].values, values["longitude"].values

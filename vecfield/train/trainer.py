@@ -35,6 +35,7 @@ from vecfield.train.distributed import DistributedContext
 from vecfield.train.ema import build_ema, ema_state, load_ema_state
 from vecfield.train.logs import RunLogger
 from vecfield.train.optim import build_optimizer, build_scheduler
+from vecfield.train.pace import SlowStepWatch
 from vecfield.train.rng import capture_rng_state, restore_rng_state, seed_everything
 from vecfield.train.sampler import ShardedEpochSampler
 from vecfield.train.schedules import Curriculum
@@ -345,6 +346,7 @@ class Trainer:
                         dynamic_ncols=True, disable=not (self.context.is_main and config.progress_bar))
         batches = self._batches()
         clock_start, elapsed_before = time.monotonic(), self.elapsed_s
+        watch = SlowStepWatch()
         self.model.train()
         try:
             while self.step < target:
@@ -355,7 +357,11 @@ class Trainer:
                         self.task.set_curriculum(value)  # type: ignore[attr-defined]
                         self._curriculum_value = value
                 lr = self.optimizer.param_groups[0]["lr"]
+                update_start = time.monotonic()
                 loss, grad_norm = self._update(batch)
+                slow = watch.observe(self.step + 1, time.monotonic() - update_start)
+                if slow is not None and self.context.is_main:
+                    warnings.warn(slow, stacklevel=2)
                 self.step += 1
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch == self.sampler.batches_per_epoch:
