@@ -397,22 +397,24 @@ class Forecaster:
 
 
 def _check_coordinate(name: str, given: np.ndarray, expected: np.ndarray) -> None:
-    """ValueError unless ``given`` equals the forecaster's ``expected`` coordinate within
-    :data:`GRID_NOISE_DEGREES`; the message shows the first point that differs and by how much."""
+    """ValueError unless ``given`` equals the forecaster's ``expected`` coordinate up to float noise
+    (within :data:`GRID_NOISE_DEGREES`, or equal once rounded to float32, as coordinates stored in
+    float32 are); the message shows the first point that differs and by how much."""
     if given.shape != expected.shape:
         raise ValueError(
-            f"the initial dataset has {given.size} {name}s ({given.min():g} to {given.max():g}), the "
-            f"forecaster's grid {expected.size} ({expected.min():g} to {expected.max():g}); regrid it "
-            "to the forecaster's grid (pipelines/build_dataset.py with the training config's grid)"
+            f"the initial dataset's {name}s ({given.size}, from {given.min():g} to {given.max():g}) differ "
+            f"from the forecaster's grid ({expected.size}, from {expected.min():g} to {expected.max():g}); "
+            "regrid it to the forecaster's grid (pipelines/build_dataset.py with the training config's grid)"
         )
     offset = np.abs(given.astype(np.float64) - expected.astype(np.float64))
-    if (offset > GRID_NOISE_DEGREES).any():
-        i = int(np.argmax(offset > GRID_NOISE_DEGREES))
+    differs = (offset > GRID_NOISE_DEGREES) & (given.astype(np.float32) != expected.astype(np.float32))
+    if differs.any():
+        i = int(np.argmax(differs))
         raise ValueError(
             f"the initial dataset's {name}s differ from the forecaster's grid: {name}[{i}] is "
-            f"{given[i]:.6f}° against {expected[i]:.6f}° (off by {offset[i]:.3g}°; "
-            f"{int((offset > GRID_NOISE_DEGREES).sum())} of {given.size} differ by more than the "
-            f"{GRID_NOISE_DEGREES:g}° accepted as float noise); regrid it to the forecaster's grid"
+            f"{given[i]:.6f}° against {expected[i]:.6f}° (off by {offset[i]:.3g}°; {int(differs.sum())} of "
+            f"{given.size} differ by more than float noise, {GRID_NOISE_DEGREES:g}°); regrid it to the "
+            "forecaster's grid"
         )
 
 
