@@ -80,6 +80,8 @@ def _check_keys(section: str, given: dict[str, Any], valid: list[str]) -> None:
 
 def load_config(path: Path) -> dict[str, Any]:
     """Read and validate a preset: unknown keys anywhere raise ValueError listing the valid ones."""
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist; presets live in configs/density_*.yaml")
     raw = read_yaml(path.read_text(), f"config file {path}")
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a YAML mapping with keys {list(TOP_LEVEL)}")

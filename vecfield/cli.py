@@ -23,7 +23,7 @@ What :func:`run` does with an exception:
 Threads: importing this module sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it.
 With the OpenMP default, threads that wait at a barrier spin on their core; when another process
 holds one of the cores, the spinning thread and the preempted one take turns and every parallel
-region waits for the scheduler: training steps on 2 cores took 36× longer beside a busy loop
+region waits for the scheduler: training steps on 2 cores took 13–40× longer beside a busy loop
 (docs/train.md, "Threads on a shared machine"). PASSIVE makes waiting threads sleep. OpenMP reads
 the variable once, when torch loads it, so a pipeline imports this module before anything that
 imports torch (``vecfield/__init__`` imports nothing heavy).

@@ -120,6 +120,17 @@ def test_geopotential_in_metres_at_the_build(tiny_world, tmp_path, capsys) -> No
     assert not (tmp_path / "m.zarr.partial").exists()
 
 
+def test_geopotential_in_metres_at_the_evaluation(tiny_world, tmp_path, capsys) -> None:
+    forecast = rollout(["--config", str(tiny_world["config"]), "--checkpoint", str(tiny_world["checkpoint"]),
+                        "--output", str(tmp_path / "f.zarr")])
+    metres = xr.open_zarr(forecast).load()
+    metres["geopotential"] = (metres["geopotential"] / 9.80665).assign_attrs(units="m")
+    metres.to_zarr(tmp_path / "metres.zarr", zarr_format=2)
+    err = _fails(evaluate, ["--config", tiny_world["config"], "--forecast", tmp_path / "metres.zarr",
+                            f"rollout.output={tmp_path / 'out'}"], capsys)
+    assert "the forecast" in err and "units 'm'" in err and "9.80665" in err
+
+
 def test_incomplete_forecast_store_is_refused_or_scored_on_its_finished_leads(tiny_world, tmp_path,
                                                                                capsys) -> None:
     """Decision: evaluate refuses an interrupted store (exit 2, how to finish it); with
