@@ -49,7 +49,8 @@ def initialization_times(truth: xr.Dataset, config: ForecastConfig) -> np.ndarra
     rollout, step = config.rollout, np.timedelta64(config.dataset.time.step_hours, "h")
     start, end = split_range(truth, rollout.split)
     times = truth["time"].values.astype("datetime64[ns]")
-    first, last = start + step, end - (rollout.steps * step if rollout.inits == "complete" else 0 * step)
+    first = start + step
+    last = end - rollout.steps * step if rollout.inits == "complete" else end
     candidates = np.arange(
         first, last + np.timedelta64(1, "ns"), np.timedelta64(rollout.init_every_hours, "h")
     )
