@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vecfield.cli import parse_args, run
 from vecfield.config import DatasetConfig, load_config
 from vecfield.data.build import build_dataset, discard_partial
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--config", required=True, help="YAML preset with a dataset: section")
     parser.add_argument("--restart", action="store_true", help="discard an unfinished build of this output")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     config = load_config(args.config, {"dataset": DatasetConfig}, args.overrides)["dataset"]
     if args.restart:
         discard_partial(config)
@@ -32,7 +33,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

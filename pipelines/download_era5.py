@@ -11,6 +11,7 @@ training set with pipelines/build_dataset.py (e.g. configs/era5_regional_europe.
 import argparse
 import sys
 
+from vecfield.cli import parse_args, run
 from vecfield.data.cds import PRESSURE_VARIABLES, SINGLE_VARIABLES, WB13_LEVELS, download, month_requests
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--area", nargs=4, type=float, default=None, metavar=("N", "W", "S", "E"))
     parser.add_argument("--grid", type=float, default=None, help="grid spacing in degrees (default 0.25)")
     parser.add_argument("--retries", type=int, default=4)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     requests = month_requests(
         args.start,
         args.end,
@@ -49,7 +50,4 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors (credentials, arguments): the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

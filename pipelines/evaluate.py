@@ -8,12 +8,19 @@ rmse_vs_lead.png, acc_vs_lead.png, maps_<variable><level>.png at
 ``rollout.map_leads_hours`` and scores.json. The climatology is computed from the train split.
 An ensemble forecast (dim ``realization``, from ``pipelines/rollout.py --members N``) is scored by
 its mean there, plus crps_scorecard.md, crps_vs_lead.png and spread_skill.png.
+
+A forecast store whose rollout was interrupted is refused (exit code 2) with the way to finish it;
+``--completed-leads-only`` scores its finished leads instead and says so in the scorecard. Forecasts
+that run past the dataset's end are an error unless ``--missing drop`` (the default when
+``rollout.inits: all``): each lead is then scored over the initializations whose valid time the
+dataset has, and the scorecard gives that number per lead.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+from vecfield.cli import parse_args, run
 from vecfield.config.forecast import load_forecast_config
 from vecfield.pipelines.forecast_evaluation import evaluate_forecast
 
@@ -27,20 +34,26 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser.add_argument(
         "--forecast", default=None, help="forecast zarr (default <rollout.output>/forecast.zarr)"
     )
+    parser.add_argument(
+        "--missing", choices=("raise", "drop"), default=None,
+        help="forecasts reaching valid times the dataset lacks: raise an error, or drop them lead by lead "
+        "(as the API's missing='drop'); default drop when rollout.inits is all, else raise",
+    )
+    parser.add_argument(
+        "--completed-leads-only", action="store_true",
+        help="score an interrupted forecast store's finished leads instead of refusing it",
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     config = load_forecast_config(args.config, args.overrides)
     forecast = Path(args.forecast) if args.forecast else Path(config.rollout.output) / "forecast.zarr"
-    if not forecast.exists():
-        raise ValueError(f"no forecast at {forecast}; make one with pipelines/rollout.py")
-    written = evaluate_forecast(forecast, config)
+    written = evaluate_forecast(
+        forecast, config, missing=args.missing, completed_only=args.completed_leads_only
+    )
     for name, path in written.items():
         print(f"{name}: {path}")
     return written
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

@@ -12,8 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
+from vecfield.cli import parse_args, run
 from vecfield.config.forecast import load_forecast_config
 from vecfield.data.build import build_dataset
 from vecfield.forecast.forecaster import Forecaster
@@ -27,15 +26,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", default="configs/quickstart.yaml", help="YAML config")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (1: fastest for this small model on a busy 2-core machine)",
-    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = parse_args(parser, argv, default_threads=1)  # 1: fastest for this small model
     config = load_forecast_config(args.config, args.overrides)
     times = {}
     start = time.perf_counter()
@@ -56,7 +48,4 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

@@ -10,6 +10,10 @@ interruption continues where it stopped with identical values. A generative fore
 per initialization, adding the dim ``realization``:
 
     python pipelines/rollout.py --config configs/generative_edm.yaml --checkpoint <best.pt> --members 8
+
+``--inits all`` (or ``rollout.inits=all``) starts a forecast at every initialization of the split,
+not only those whose whole forecast lies inside it; pipelines/evaluate.py then scores the leads that
+run past the data where the dataset has their valid time.
 """
 
 import argparse
@@ -17,6 +21,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from vecfield.cli import parse_args, run
 from vecfield.config.forecast import load_forecast_config
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.pipelines.forecast_evaluation import forecast_split
@@ -34,11 +39,18 @@ def main(argv: list[str] | None = None) -> Path:
         "--members", type=int, default=None,
         help="ensemble members (generative forecasters; default rollout.members)",
     )
+    parser.add_argument(
+        "--inits", choices=("complete", "all"), default=None,
+        help="complete: initializations whose whole forecast lies in the split; all: every one in the "
+        "split (default rollout.inits)",
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     config = load_forecast_config(args.config, args.overrides)
     if args.members is not None:
         config = replace(config, rollout=replace(config.rollout, members=args.members))
+    if args.inits is not None:
+        config = replace(config, rollout=replace(config.rollout, inits=args.inits))
     path = forecast_split(
         Forecaster.load(args.checkpoint), config, Path(args.output) if args.output else None
     )
@@ -47,7 +59,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

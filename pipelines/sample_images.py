@@ -13,11 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vecfield.cli import parse_args, run  # noqa: E402
 from vecfield.config.images import load_image_config  # noqa: E402
 from vecfield.images.generator import latest_checkpoint, load_image_generator, write_sample_grids  # noqa: E402
 
@@ -29,10 +28,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--config", required=True, help="the YAML config the generator was trained with")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint file (default: the run's newest)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(parser, argv)
     config = load_image_config(args.config, args.overrides)
     checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(config)
     generator, info = load_image_generator(checkpoint)
@@ -44,7 +40,4 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

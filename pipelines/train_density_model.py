@@ -19,12 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vecfield.cli import parse_args, run  # noqa: E402  (first: sets OpenMP's wait policy before torch loads)
+
+# isort: split
+import torch  # noqa: E402
+
+from vecfield.config.typed import read_yaml  # noqa: E402
 from vecfield.density import (  # noqa: E402
     VAE,
     Dequantization,
@@ -77,8 +80,9 @@ def _check_keys(section: str, given: dict[str, Any], valid: list[str]) -> None:
 
 def load_config(path: Path) -> dict[str, Any]:
     """Read and validate a preset: unknown keys anywhere raise ValueError listing the valid ones."""
-    with path.open() as handle:
-        raw = yaml.safe_load(handle)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist; presets live in configs/density_*.yaml")
+    raw = read_yaml(path.read_text(), f"config file {path}")
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a YAML mapping with keys {list(TOP_LEVEL)}")
     _check_keys("top level", raw, list(TOP_LEVEL))
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="YAML preset, e.g. configs/density_crabs.yaml")
     parser.add_argument("--output", type=Path, default=None,
                         help="output folder (default: output_dir of the preset)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     cfg = load_config(args.config)
     torch.manual_seed(cfg["data"].seed)
     out = args.output or (ROOT / cfg["output_dir"])
@@ -210,4 +214,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
+from vecfield.cli import parse_args, run
 from vecfield.config.forecast import load_forecast_config
 from vecfield.forecast.training import train_forecaster
 
@@ -25,19 +24,11 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("--config", required=True, help="YAML config with dataset, model, train sections")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads per process (default: torch's)"
-    )
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(parser, argv)
     checkpoint = train_forecaster(load_forecast_config(args.config, args.overrides))
     print(f"checkpoint: {checkpoint}")
     return checkpoint
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

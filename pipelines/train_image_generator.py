@@ -12,11 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vecfield.cli import parse_args, run  # noqa: E402
 from vecfield.config.images import load_image_config  # noqa: E402
 from vecfield.images.generator import (  # noqa: E402
     load_image_generator,
@@ -33,10 +32,7 @@ def main(argv: list[str] | None = None) -> Path:
                         "sample) sections")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
     parser.add_argument("--sample", action="store_true", help="write sample grids after training")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(parser, argv)
     config = load_image_config(args.config, args.overrides)
     checkpoint = train_image_generator(config)
     print(f"checkpoint: {checkpoint}")
@@ -49,7 +45,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # user errors: print the message, not a traceback
-        sys.exit(f"error: {error}")
+    sys.exit(run(main))

@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vecfield import cli  # first: sets OpenMP's wait policy before torch loads (vecfield/cli.py)
+
+# isort: split
 import matplotlib
 
 matplotlib.use("Agg")
@@ -57,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=5000, help="samples to plot and score")
     parser.add_argument("--nll-points", type=int, default=1000, help="held-out points for the NLL (0 skips)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     for name in ("steps", "batch_size", "samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -149,4 +152,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(cli.run(main))

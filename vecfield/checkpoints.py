@@ -109,7 +109,8 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None,
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise FileNotFoundError(f"no checkpoint at {path}; give the path that training printed "
+                                "(e.g. <train.run_dir>/checkpoints/best.pt)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:

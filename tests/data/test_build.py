@@ -149,6 +149,24 @@ def test_nans_stop_the_build_and_nothing_is_renamed(dataset_config, tmp_path, sy
     assert float(xr.open_zarr(build_dataset(filled, progress=False))["temperature"][4, 1, 2, 3]) == 0.0
 
 
+def test_following_the_nan_fill_advice_builds_the_same_output(dataset_config, tmp_path, synthetic_era5):
+    """After a build stopped at NaNs, dataset.nan_fill=0 on the same output used to fail with
+    "unfinished build of a different config; delete it": a changed config now starts afresh."""
+    raw = synthetic_era5()
+    raw["temperature"][30, 1, 2, 3] = np.nan
+    path = tmp_path / "nan.zarr"
+    raw.to_zarr(path, zarr_format=2)
+    config = dataset_config(tmp_path, path, variables=["temperature"], static=[])
+    with pytest.raises(ValueError, match=r"dataset.nan_fill=<number>; the build then starts afresh"):
+        build_dataset(config, progress=False)
+    assert (tmp_path / "out" / "train.zarr.partial").exists()
+    filled = dataset_config(tmp_path, path, variables=["temperature"], static=[], nan_fill=0.0)
+    output = build_dataset(filled, progress=False)
+    assert output == tmp_path / "out" / "train.zarr"
+    assert float(xr.open_zarr(output)["temperature"][4, 1, 2, 3]) == 0.0
+    assert not (tmp_path / "out" / "train.zarr.partial").exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

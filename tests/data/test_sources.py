@@ -193,3 +193,17 @@ def test_single_time_grib_keeps_a_time_dimension(shared_data):
     ds = to_canonical(raw, member=0)
     assert ds["temperature"].dims == ("time", "level", "latitude", "longitude")
     np.testing.assert_array_equal(ds["time"].values, [raw["valid_time"].values])
+
+
+@pytest.mark.parametrize("fraction", [0.6, 0.55, 0.6137])
+def test_truncated_grib_is_reported_as_truncated(shared_data, tmp_path, fraction):
+    """The ERA5 GRIB cut at 60 % opened with 3 of 4 times and NaN fields. Cuts between messages
+    (0.6: fields missing; 0.55: cfgrib drops a variable) and inside one (0.6137) are all reported."""
+    from vecfield.data.sources import verify_grib_file
+
+    data = (shared_data / GRIB).read_bytes()
+    assert verify_grib_file(shared_data / GRIB) == 160  # 10 members × 4 times × 2 levels × 2 variables
+    cut = tmp_path / "cut.grib"
+    cut.write_bytes(data[: int(fraction * len(data))])
+    with pytest.raises(ValueError, match=r"is truncated or corrupt.*download it again"):
+        open_dataset(cut, member=0)

@@ -1,5 +1,7 @@
 """A tiny forecasting world for tests: travelling waves on an 11.25° grid (16 × 32, no poles)."""
 
+from pathlib import Path
+
 import numpy as np
 import xarray as xr
 
@@ -58,3 +60,42 @@ def tiny_spec(ds: xr.Dataset, n_leads: int = 2) -> tuple[ForecasterSpec, Windowe
     windows = WindowedDataset(ds, n_inputs=2, n_leads=n_leads)
     statistics = compute_statistics(ds)
     return ForecasterSpec.from_dataset(windows, statistics, TINY_MODEL, 6), windows, statistics
+
+
+def tiny_pipeline_config(tmp_path: Path, source: Path) -> dict:
+    """The plain config of the tiny command-line pipeline: a 15-day dataset built from the zarr
+    ``source`` (``wave_dataset(days=16)``), 4 training steps, 4-step rollouts from 3 inits."""
+    return {
+        "dataset": {
+            "output": str(tmp_path / "data.zarr"),
+            "sources": [{"kind": "zarr", "path": str(source)}],
+            "variables": ["geopotential", "u_component_of_wind", "2m_temperature"],
+            "levels": [500, 850],
+            "static": ["land_sea_mask", "geopotential_at_surface"],
+            "time": {"start": "2020-01-01T00", "end": "2020-01-15T18", "step_hours": 6},
+            "splits": {
+                "train": ["2020-01-01T00", "2020-01-08T18"],
+                "val": ["2020-01-09T00", "2020-01-10T18"],
+                "test": ["2020-01-11T00", "2020-01-15T18"],
+            },
+        },
+        "model": {"mesh_max_level": 2, "latent": 16, "processor_layers": 1, "time_features": 4},
+        "train": {
+            "run_dir": str(tmp_path / "train"),
+            "max_steps": 4,
+            "batch_size": 4,
+            "progress_bar": False,
+            "curriculum": [[0, 1], [2, 2]],
+            "validate_every": 2,
+            "best_metric": "score",
+            "ema_decay": 0.9,
+        },
+        "rollout": {
+            "output": str(tmp_path / "out"),
+            "steps": 4,
+            "init_every_hours": 24,
+            "max_inits": 3,
+            "validation_steps": 2,
+            "map_leads_hours": [12],
+        },
+    }

@@ -7,8 +7,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from tests.forecast.helpers import wave_dataset
-from tests.forecast.test_pipelines import _tiny_config
+from tests.forecast.helpers import tiny_pipeline_config, wave_dataset
 from vecfield import evaluate as ev
 
 
@@ -21,7 +20,7 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
 
     source = tmp_path / "source.zarr"
     wave_dataset(days=16).drop_attrs().to_zarr(source, zarr_format=2)
-    config = _tiny_config(tmp_path, source)
+    config = tiny_pipeline_config(tmp_path, source)
     config["model"].update({"method": "edm", "sampling_steps": 2})
     config["train"].update({"max_steps": 2, "curriculum": [[0, 1]], "validate_every": 2})
     # a churned sampler chosen at rollout time, not at validation

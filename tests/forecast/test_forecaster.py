@@ -151,6 +151,42 @@ def test_bad_initial_data_is_refused_with_what_to_do(trained) -> None:
         forecaster.rollout(ds.sel(level=[500]).isel(time=slice(0, 2)), 2)
 
 
+def test_grid_mismatch_names_the_first_differing_point_and_float_noise_passes(trained) -> None:
+    """The message showed two identical ranges; it now gives the first differing value and by how
+    much. Float noise (≤ 1e-6°, or equal in float32) is accepted."""
+    ds, forecaster, _ = trained
+    initial = ds.isel(time=slice(0, 2))
+    reference = forecaster.rollout(initial, 1)
+    noisy = initial.assign_coords(latitude=initial["latitude"] + 5e-7)
+    np.testing.assert_array_equal(forecaster.rollout(noisy, 1)["geopotential"].values,
+                                  reference["geopotential"].values)
+    shifted = initial["latitude"].values.copy()
+    shifted[3] += 0.01
+    with pytest.raises(ValueError, match=r"latitude\[3\] is -50\.615000° against -50\.625000° "
+                                         r"\(off by 0\.01°; 1 of 16 differ"):
+        forecaster.rollout(initial.assign_coords(latitude=shifted), 1)
+
+
+def test_nan_input_leaves_no_store_behind(trained, tmp_path) -> None:
+    ds, forecaster, _ = trained
+    initial = ds.isel(time=slice(0, 3)).copy(deep=True)
+    initial["2m_temperature"][1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        forecaster.rollout_to_zarr(initial, 2, tmp_path / "forecast.zarr")
+    assert not (tmp_path / "forecast.zarr").exists()
+
+
+def test_geopotential_in_metres_is_refused_with_the_conversion(trained) -> None:
+    ds, forecaster, _ = trained
+    initial = ds.isel(time=slice(0, 2))
+    heights = initial.assign(geopotential=initial["geopotential"] / 9.80665)  # no units attribute
+    with pytest.raises(ValueError, match=r"the values are heights in metres\. Multiply them by g = 9\.80665"):
+        forecaster.rollout(heights, 1)
+    labelled = heights.assign(geopotential=heights["geopotential"].assign_attrs(units="m"))
+    with pytest.raises(ValueError, match=r"units 'm'.*9\.80665"):
+        forecaster.rollout(labelled, 1)
+
+
 def test_checkpoint_of_another_schema_or_with_a_pickle_payload_is_refused(trained, tmp_path) -> None:
     _, _, path = trained
     checkpoint = load_checkpoint(path)

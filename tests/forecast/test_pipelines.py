@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 import yaml
 
-from tests.forecast.helpers import wave_dataset
+from tests.forecast.helpers import tiny_pipeline_config, wave_dataset
 from vecfield.config.forecast import (
     forecast_config_from_dict,
     forecast_config_to_dict,
@@ -17,50 +17,13 @@ from vecfield.config.forecast import (
 from vecfield.data.sources import SOURCE_OPENERS
 
 
-def _tiny_config(tmp_path, source) -> dict:
-    return {
-        "dataset": {
-            "output": str(tmp_path / "data.zarr"),
-            "sources": [{"kind": "zarr", "path": str(source)}],
-            "variables": ["geopotential", "u_component_of_wind", "2m_temperature"],
-            "levels": [500, 850],
-            "static": ["land_sea_mask", "geopotential_at_surface"],
-            "time": {"start": "2020-01-01T00", "end": "2020-01-15T18", "step_hours": 6},
-            "splits": {
-                "train": ["2020-01-01T00", "2020-01-08T18"],
-                "val": ["2020-01-09T00", "2020-01-10T18"],
-                "test": ["2020-01-11T00", "2020-01-15T18"],
-            },
-        },
-        "model": {"mesh_max_level": 2, "latent": 16, "processor_layers": 1, "time_features": 4},
-        "train": {
-            "run_dir": str(tmp_path / "train"),
-            "max_steps": 4,
-            "batch_size": 4,
-            "progress_bar": False,
-            "curriculum": [[0, 1], [2, 2]],
-            "validate_every": 2,
-            "best_metric": "score",
-            "ema_decay": 0.9,
-        },
-        "rollout": {
-            "output": str(tmp_path / "out"),
-            "steps": 4,
-            "init_every_hours": 24,
-            "max_inits": 3,
-            "validation_steps": 2,
-            "map_leads_hours": [12],
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("pipeline")
     source = tmp_path / "source.zarr"
     wave_dataset(days=16).drop_attrs().to_zarr(source, zarr_format=2)
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(_tiny_config(tmp_path, source)))
+    path.write_text(yaml.safe_dump(tiny_pipeline_config(tmp_path, source)))
     return path
 
 

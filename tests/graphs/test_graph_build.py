@@ -159,3 +159,36 @@ def test_cache_round_trip_is_keyed_by_spec_and_atomic(tmp_path, monkeypatch) -> 
             assert torch.equal(loaded[key][name], value)
     other = GraphSpec(spec.grid, mesh_min_level=2, mesh_max_level=3)
     assert graph_cache_path(other, tmp_path) != graph_cache_path(spec, tmp_path)
+
+
+class _Payload:
+    """An object a weights-only load refuses (a poisoned cache file)."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.mark.parametrize("content", ["pickle", "garbage"])
+def test_an_invalid_cache_file_is_rebuilt_and_never_loaded_unsafely(tmp_path, content) -> None:
+    """A poisoned or truncated graph cache file: a warning that it is invalid and a rebuild, never
+    torch's advice to load it with weights_only=False (nothing in the file runs)."""
+    import warnings
+
+    spec = GraphSpec(LatLonGrid.global_grid(22.5, poles=False), mesh_min_level=0, mesh_max_level=1)
+    path = graph_cache_path(spec, tmp_path)
+    if content == "pickle":
+        torch.save({"graph": _Payload()}, path)
+    else:
+        path.write_bytes(b"not a torch file")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph = load_or_build_graph(spec, tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert any(f"the graph cache file {path} is invalid; rebuilding it" in m for m in messages)
+    assert not any("weights_only" in m for m in messages)
+    assert graph.spec == spec.to_json()
+    assert load_or_build_graph(spec, tmp_path).spec == spec.to_json()  # the rebuilt file is valid
+    with pytest.raises(ValueError, match="not a valid vecfield graph file") as error:
+        path.write_bytes(b"truncated")
+        build_module.load_graph(path)
+    assert "weights_only" not in str(error.value)

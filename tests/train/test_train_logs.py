@@ -56,3 +56,14 @@ def test_tensorboard_scalars_are_written_and_purged_on_resume(tmp_path):
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 1.0), (2, 2.0), (3, 30.0)]
     assert [r["step"] for r in resumed.train.read()] == ["1", "2", "3"]
+
+
+def test_validation_columns_are_ordered_by_lead_not_as_text(tmp_path):
+    """val_log.csv listed 10h, 11h, …, 1h, 20h; leads (and levels) now sort by their value."""
+    logger = RunLogger(tmp_path, ["step", "loss"], tensorboard=False, resume_step=None)
+    metrics = {f"rmse_t850_{h}h": float(h) for h in (1, 2, 10, 11, 20)} | {"rmse_t1000_1h": 0.0, "score": 1.0}
+    logger.log_val(1, 0.5, metrics)
+    logger.close()
+    header = (tmp_path / "val_log.csv").read_text().splitlines()[0].split(",")
+    assert header == ["step", "wallclock_s", "rmse_t850_1h", "rmse_t850_2h", "rmse_t850_10h", "rmse_t850_11h",
+                      "rmse_t850_20h", "rmse_t1000_1h", "score"]

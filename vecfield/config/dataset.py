@@ -7,6 +7,8 @@ both ends, like ``xarray``'s label slicing.
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 SourceKind = Literal["auto", "zarr", "netcdf", "grib", "arco_era5", "weatherbench2", "default"]
 
 
@@ -29,6 +31,17 @@ class SourceConfig:
     keep_members: bool = False
 
 
+def check_iso_time(value: str, key: str) -> None:
+    """ValueError naming the config ``key`` unless ``value`` is an ISO 8601 time numpy can read."""
+    try:
+        np.datetime64(value, "ns")
+    except ValueError as error:
+        raise ValueError(
+            f"{key}: {value!r} is not a valid ISO 8601 time ({error}); write e.g. '2016-01-31' or "
+            "'2016-01-31T18'"
+        ) from None
+
+
 @dataclass(frozen=True)
 class TimeConfig:
     """Inclusive time range and the step between kept states, in hours."""
@@ -36,6 +49,10 @@ class TimeConfig:
     start: str
     end: str
     step_hours: int = 6
+
+    def __post_init__(self) -> None:
+        check_iso_time(self.start, "dataset.time.start")
+        check_iso_time(self.end, "dataset.time.end")
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,11 @@ class SplitConfig:
     train: tuple[str, str]
     val: tuple[str, str] | None = None
     test: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            for index, value in enumerate(getattr(self, name) or ()):
+                check_iso_time(value, f"dataset.splits.{name}[{index}]")
 
 
 @dataclass(frozen=True)

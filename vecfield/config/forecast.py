@@ -11,12 +11,10 @@ Unknown keys are errors listing the valid keys; ``key=value`` overrides use dott
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Literal
 
 from vecfield.config.dataset import DatasetConfig
-from vecfield.config.typed import from_dict, load_config, to_dict
+from vecfield.config.typed import from_dict, load_config, read_yaml, to_dict
 from vecfield.train.config import TrainerConfig
 
 #: bump when the meaning of a stored forecaster checkpoint changes (layout of metadata, inputs)
@@ -79,8 +77,12 @@ class RolloutConfig:
     """How forecasts are made and scored.
 
     steps: autoregressive steps per forecast (20 × 6 h = 5 days). split: the dataset split whose
-    times are initializations. init_every_hours: spacing of initialization times; max_inits caps
-    their number (None: all). batch_size: initializations rolled out together. map_leads_hours:
+    times are initializations. inits: ``complete`` keeps the initializations whose whole forecast
+    lies in the split (every lead scored over the same initializations); ``all`` takes every
+    initialization of the split, and the evaluation scores the leads that run past the data only
+    where the truth has their valid time (it says how many initializations each lead used).
+    init_every_hours: spacing of initialization times; max_inits caps their number (None: all).
+    batch_size: initializations rolled out together. map_leads_hours:
     leads drawn as maps by the evaluation. output: run folder for the forecast, scorecard and plots.
     validation_steps: leads rolled out and scored at each validation during training (windows of
     the ``val`` split, one every ``init_every_hours``). members: ensemble size of a generative
@@ -94,6 +96,7 @@ class RolloutConfig:
     output: str = "runs/forecast"
     steps: int = 20
     split: str = "test"
+    inits: Literal["complete", "all"] = "complete"
     init_every_hours: int = 24
     max_inits: int | None = None
     batch_size: int = 8
@@ -149,7 +152,8 @@ def load_forecast_config(path: str | Path, overrides: Sequence[str] = ()) -> For
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
-    present = set(yaml.safe_load(path.read_text()) or {})
+    data = read_yaml(path.read_text(), f"config file {path}") or {}
+    present = set(data) if isinstance(data, dict) else set()
     wanted = "rollout" in present or any(o.startswith("rollout.") for o in overrides)
     sections = {name: cls for name, cls in SECTIONS.items() if name != "rollout" or wanted}
     return ForecastConfig(**load_config(path, sections, overrides))

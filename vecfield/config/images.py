@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from vecfield.config.typed import apply_overrides, from_dict, to_dict
+from vecfield.config.typed import apply_overrides, from_dict, read_yaml, to_dict
 from vecfield.train.config import TrainerConfig
 
 #: bump when the meaning of a stored image-generator checkpoint changes
@@ -153,7 +151,7 @@ def load_image_config(path: str | Path, overrides: Sequence[str] = ()) -> ImageC
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path.read_text(), f"config file {path}") or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     try:

@@ -9,7 +9,9 @@ A config file is a YAML mapping whose top-level keys are sections (``dataset:``,
   ``str``, ``bool``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``Literal[...]``,
   ``dict[str, X]`` and nested dataclasses;
 - ``key=value`` overrides use dotted paths (``dataset.time.step_hours=12``) and YAML syntax for
-  the value (``dataset.variables=[geopotential,temperature]``).
+  the value (``dataset.variables=[geopotential,temperature]``);
+- YAML is read by :func:`read_yaml`: a safe loader that keeps dates such as ``2000-01-01`` as the
+  strings the config fields expect, and a syntax error is a ValueError naming the line and column.
 """
 
 import dataclasses
@@ -23,6 +25,32 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without the implicit timestamp type: ``2000-01-01`` stays a string (the
+    config's time fields are ISO strings, checked where they are defined)."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """The plain data (mappings, lists, scalars) of the YAML ``text``; ``where`` names it in errors.
+
+    Safe (no Python tags run) and without implicit dates; a syntax error is a ValueError that gives
+    the line and column of the problem."""
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{where} is not valid YAML{place}: {problem}; fix the syntax there") from None
 
 
 def _suggest(name: str, valid: Sequence[str]) -> str:
@@ -124,7 +152,7 @@ def to_dict(config: Any) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of the nested mapping ``data`` with ``dotted.key=value`` overrides applied.
 
-    Values are parsed with ``yaml.safe_load`` (``12`` → int, ``[a, b]`` → list, ``null`` → None).
+    Values are parsed as YAML (:func:`read_yaml`: ``12`` → int, ``[a, b]`` → list, ``null`` → None).
     Unknown keys are left for :func:`from_dict` to reject with the list of valid keys.
     """
     result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
@@ -139,7 +167,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if not isinstance(child, dict):
                 raise ValueError(f"override {override!r}: {part!r} is a value, not a section")
             node = child
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = read_yaml(raw, f"the value of override {override!r}")
     return result
 
 
@@ -155,8 +183,7 @@ def load_config(
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
-    with path.open() as stream:
-        data = yaml.safe_load(stream) or {}
+    data = read_yaml(path.read_text(), f"config file {path}") or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     known = set(data) | set(sections)

@@ -12,7 +12,8 @@ Safety: the dataset is written to ``<output>.partial`` and renamed only when com
 output path never holds a half-built dataset. Finished time blocks are recorded beside the partial
 store, in ``<output>.partial.progress.json`` (outside it: zarr warns about any foreign file in a
 store); running the same config again resumes after the last finished block. A partial store from
-a different config is never mixed in (error).
+a different config is never mixed in: it is discarded and the build starts afresh (so following
+the NaN error's advice, ``dataset.nan_fill=<number>``, just works).
 """
 
 import contextlib
@@ -21,6 +22,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -38,7 +40,13 @@ from vecfield._version import __version__
 from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import to_dict
 from vecfield.data.catalogue import CATALOGUE, cf_attributes, unknown_name_error
-from vecfield.data.checks import check_no_nans, check_time_axis, nan_report, select_levels
+from vecfield.data.checks import (
+    check_geopotential_magnitude,
+    check_no_nans,
+    check_time_axis,
+    nan_report,
+    select_levels,
+)
 from vecfield.data.derived import total_precipitation_6hr, validate_tisr
 from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
 from vecfield.data.regrid import crop_area, regrid
@@ -175,6 +183,7 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
     state = state[list(config.variables)]
     if any("level" in state[v].dims for v in state.data_vars):
         state = select_levels(state, list(config.levels))
+    check_geopotential_magnitude(state, f"the sources {[s.path for s in config.sources]}")
     static = ds[list(config.static)]
     static = static.sel(time=times[0], drop=True) if "time" in static.dims else static
     if config.nan_fill is not None:
@@ -316,12 +325,12 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
     if temp.exists():
         marker = _progress_file(temp)
         recorded = json.loads(marker.read_text()) if marker.is_file() else {}
-        if recorded.get("config_hash") != digest:
-            raise ValueError(
-                f"{temp} holds an unfinished build of a different config; delete it to start afresh"
-            )
-        done = set(recorded["blocks_done"])
-    else:
+        if recorded.get("config_hash") == digest:
+            done = set(recorded["blocks_done"])
+        else:  # e.g. dataset.nan_fill set after a build stopped at NaNs: its blocks do not apply
+            print(f"discarding the unfinished build in {temp}: it was made with another config", flush=True)
+            discard_partial(config)
+    if not done:
         _initialize(temp, state, static, config, digest)
     block = max(1, config.time_block)
     starts = range(0, state.sizes["time"], block)
@@ -341,8 +350,9 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
             raise ValueError(
                 f"the sources contain NaNs: {name}: {count} in time block {number}, "
                 f"e.g. {'; '.join(places)}. "
-                f"Choose a time range without them or set an explicit fill (dataset.nan_fill=<number>); "
-                f"the unfinished build stays in {temp} and resumes from this block"
+                f"Choose a time range without them or set an explicit fill (dataset.nan_fill=<number>; the "
+                f"build then starts afresh); the unfinished build stays in {temp} and resumes from this "
+                "block when rerun with the same config"
             )
         if config.forcings:
             times, lat, lon = values["time"].values, values["latitude"].values, values["longitude"].values
@@ -369,6 +379,27 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
     _progress_file(temp).unlink()
     zarr.consolidate_metadata(str(temp), zarr_format=2)
     return publish(temp, output)
+
+
+def open_built_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
+    """The dataset that :func:`build_dataset` wrote at ``path`` (lazy); ValueError saying how to make
+    it when it is absent, unfinished or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        unfinished = _partial_path(path)
+        hint = f" (an unfinished build is in {unfinished}; run the build again to finish it)" \
+            if unfinished.exists() else ""
+        raise ValueError(
+            f"the dataset {path} does not exist{hint}; build it first with "
+            "python pipelines/build_dataset.py --config <this config>, or set dataset.output to a built one"
+        )
+    try:
+        return xr.open_zarr(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"{path} is not a readable zarr dataset ({type(error).__name__}: {error}); "
+            "build it again with pipelines/build_dataset.py"
+        ) from None
 
 
 def discard_partial(config: DatasetConfig) -> None:

@@ -16,10 +16,12 @@ Nothing is ever written next to a source.
 """
 
 import glob
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from vecfield.data.canonical import to_canonical
@@ -84,6 +86,95 @@ def _verify_classic_netcdf(file: str) -> None:
             variable.data.shape  # noqa: B018 (the extent check happens when the array is mapped)
 
 
+def verify_grib_file(file: str | os.PathLike[str]) -> int:
+    """The number of GRIB messages in ``file``; ValueError when it is truncated or corrupt.
+
+    cfgrib opens a GRIB file cut short without an error: the missing messages become NaN fields.
+    Every message starts with ``GRIB``, states its total length in section 0 (3 bytes at offset 4 in
+    edition 1, 8 bytes at offset 8 in edition 2) and ends with ``7777``; between messages only zero
+    padding may follow. Reads 16 bytes per message (and the padding), not the data.
+    """
+    size = os.path.getsize(file)
+    count, offset = 0, 0
+    with open(file, "rb") as stream:
+        while offset < size:
+            stream.seek(offset)
+            head = stream.read(16)
+            if head[:4] != b"GRIB":
+                padding = _zero_run(stream, offset)
+                if padding == 0:
+                    raise ValueError(f"{file} is truncated or corrupt (no GRIB message at byte {offset}): "
+                                     "download it again")
+                offset += padding
+                continue
+            edition = head[7]
+            length = int.from_bytes(head[4:7] if edition == 1 else head[8:16], "big")
+            if edition == 1 and length & 0x800000:  # ECMWF's large-GRIB-1 length: not checked
+                following = _next_grib(stream, offset + 4)
+                offset, count = (following if following is not None else size), count + 1
+                continue
+            if offset + length > size:
+                raise ValueError(
+                    f"{file} is truncated or corrupt: its GRIB message {count + 1} (at byte {offset}) needs "
+                    f"{length} bytes but the file ends after {size - offset}; download it again"
+                )
+            stream.seek(offset + length - 4)
+            if stream.read(4) != b"7777":
+                raise ValueError(f"{file} is truncated or corrupt: GRIB message {count + 1} (at byte "
+                                 f"{offset}) lacks its end marker 7777; download it again")
+            count, offset = count + 1, offset + length
+    if count == 0:
+        raise ValueError(f"{file} holds no GRIB message: it is truncated or corrupt, download it again")
+    return count
+
+
+def check_grib_complete(file: str | os.PathLike[str], ds: xr.Dataset) -> None:
+    """ValueError unless the GRIB ``file`` is intact (:func:`verify_grib_file`) and holds exactly one
+    message for every 2-D field of ``ds``, the dataset cfgrib opened from it. A file cut between two
+    messages is intact message by message, but cfgrib fills the fields it lacks with NaN, or skips
+    (with a log line only) a variable whose messages no longer form one hypercube."""
+    count = verify_grib_file(file)
+    fields = sum(
+        int(np.prod([variable.sizes[d] for d in variable.dims if d not in ("latitude", "longitude")]))
+        for variable in ds.data_vars.values()
+    )
+    if count < fields:
+        raise ValueError(
+            f"{file} is truncated or corrupt: it holds {count} GRIB messages but its variables need {fields} "
+            "fields (the missing ones would read as NaN); download it again"
+        )
+    if count > fields:
+        raise ValueError(
+            f"{file} is truncated or corrupt: {count - fields} of its {count} GRIB messages were not read "
+            "(cfgrib skips a variable whose messages do not form a full hypercube); download it again. "
+            "If the file is whole but mixes level types, split it with grib_copy and open each part"
+        )
+
+
+def _zero_run(stream: Any, start: int) -> int:
+    """The number of zero bytes (padding between GRIB messages) from ``start`` in ``stream``."""
+    stream.seek(start)
+    run = 0
+    while chunk := stream.read(1 << 16):
+        kept = chunk.lstrip(b"\0")
+        run += len(chunk) - len(kept)
+        if kept:
+            break
+    return run
+
+
+def _next_grib(stream: Any, start: int) -> int | None:
+    """The offset of the next ``GRIB`` at or after ``start`` in the binary ``stream``, or None."""
+    stream.seek(start)
+    position, tail = start, b""
+    while chunk := stream.read(1 << 20):
+        found = (tail + chunk).find(b"GRIB")
+        if found >= 0:
+            return position - len(tail) + found
+        position, tail = position + len(chunk), chunk[-3:]
+    return None
+
+
 def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None = None) -> xr.Dataset:
     parts = []
     for file in _expand(path):
@@ -104,6 +195,8 @@ def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None
                 f"cannot read {file} with the {engine} engine ({type(error).__name__}: {error}); the file "
                 "is corrupt or truncated: download it again"
             ) from error
+        if engine == "cfgrib":
+            check_grib_complete(file, ds)
         parts.append(ds)
     if len(parts) == 1:
         return parts[0]

@@ -114,6 +114,7 @@ def scorecard_markdown(
     leads: Sequence[np.timedelta64] | None = None,
     units: str | Mapping[str, str] | None = None,
     ratios: bool = True,
+    notes: Sequence[str] = (),
 ) -> str:
     """A markdown table of ``scores`` (system name → score Dataset with dims (lead, [level])).
 
@@ -121,8 +122,9 @@ def scorecard_markdown(
     default the model's leads. units: the score's units, one string for every row (e.g. "1" for
     ACC) or one per variable; by default each variable's ``units`` attribute, else its catalogue
     units (right for RMSE, MAE, bias and CRPS, which have the variable's units); "?" when unknown.
-    ratios: add (model / baseline) to the baseline rows (for error scores). Missing entries print
-    as '–'. Computes the (small) score arrays.
+    ratios: add (model / baseline) to the baseline rows (for error scores). notes: lines printed
+    above the table (e.g. how many initializations each lead used, or that a forecast store was
+    incomplete). Missing entries print as '–'. Computes the (small) score arrays.
     """
     _check_scores(scores, model)
     scores = {name: dataset.compute() for name, dataset in scores.items()}
@@ -134,6 +136,7 @@ def scorecard_markdown(
         "; baseline rows show (model / baseline): below 1 = model better" if ratios else ""
     )
     lines = [
+        *(f"**Note:** {note}\n" for note in notes),
         f"{metric} by lead{explanation}.",
         "",
         "| " + " | ".join(header) + " |",
@@ -161,7 +164,9 @@ def scorecard_markdown(
 
 def write_scorecard(path: str | os.PathLike, scores: Mapping[str, xr.Dataset], model: str,
                     metric: str = "RMSE", leads: Sequence[np.timedelta64] | None = None,
-                    units: str | Mapping[str, str] | None = None, ratios: bool = True) -> Path:
+                    units: str | Mapping[str, str] | None = None, ratios: bool = True,
+                    notes: Sequence[str] = ()) -> Path:
     """Write :func:`scorecard_markdown` to ``path`` atomically and return the path."""
-    table = scorecard_markdown(scores, model, metric=metric, leads=leads, units=units, ratios=ratios)
+    table = scorecard_markdown(scores, model, metric=metric, leads=leads, units=units, ratios=ratios,
+                               notes=notes)
     return write_text_atomic(path, table)

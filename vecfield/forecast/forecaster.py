@@ -34,6 +34,7 @@ import zarr
 
 from vecfield._version import __version__
 from vecfield.data.catalogue import cf_attributes
+from vecfield.data.checks import check_physical_units
 from vecfield.data.forcings import compute_forcings
 from vecfield.files import file_sha256
 from vecfield.forecast.build import ForecasterSpec
@@ -44,6 +45,8 @@ from vecfield.forecast.step import OneStepForecaster
 from vecfield.train.checkpoint import load_checkpoint, preferred_weights
 
 COMPLETED = "completed_leads"
+#: coordinates closer than this to the forecaster's grid are the same point (float noise)
+GRID_NOISE_DEGREES = 1e-6
 
 
 class Forecaster:
@@ -107,13 +110,7 @@ class Forecaster:
                     "vecfield.data.sources.open_dataset for the canonical layout"
                 )
         for name, values in (("latitude", spec.latitude), ("longitude", spec.longitude)):
-            given = initial[name].values
-            if given.shape != values.shape or not np.allclose(given, values, atol=1e-3):
-                raise ValueError(
-                    f"the initial dataset's {name}s ({given.size} from {given.min():g} to "
-                    f"{given.max():g}) differ from the forecaster's grid ({values.size} from "
-                    f"{values.min():g} to {values.max():g}); regrid it (pipelines/build_dataset.py)"
-                )
+            _check_coordinate(name, initial[name].values, values)
         levels = sorted({level for _, level in spec.state_layout.channels if level is not None})
         if levels:
             have = set(initial["level"].values.tolist()) if "level" in initial.coords else set()
@@ -123,6 +120,7 @@ class Forecaster:
                     f"the initial dataset lacks pressure level(s) {lacking} hPa; "
                     f"the forecaster needs {levels}"
                 )
+        check_physical_units(initial[list(spec.state_layout.variables)], "the initial dataset")
 
     def init_times(self, initial: xr.Dataset) -> np.ndarray:
         """Every time of ``initial`` whose predecessor t − Δt is also in it (possible initializations)."""
@@ -321,6 +319,7 @@ class Forecaster:
         Returns the path."""
         path = Path(path)
         inits = self._prepare(initial, init_times, steps, batch_size, members)
+        states = self._states(initial, inits)  # checks the values (NaNs) before any store is created
         done = 0
         if path.exists():
             existing = xr.open_zarr(path)
@@ -341,9 +340,7 @@ class Forecaster:
             self._template(inits, steps, members, seed).to_zarr(path, mode="w", compute=False, zarr_format=2)
         if done == steps:
             return path
-        states, times, rows, ensemble = self._rows(
-            self._states(initial, inits), inits, batch_size, members, member_chunk, seed
-        )
+        states, times, rows, ensemble = self._rows(states, inits, batch_size, members, member_chunk, seed)
         previous, current = states[:, 0], states[:, 1]
         if done >= 1:  # continue from the stored leads (float32, exactly what the network produced)
             current = self._stored_state(path, done - 1)
@@ -421,6 +418,28 @@ class Forecaster:
         return module.log_score(states[:, 0], states[:, 1], self._forcings(inits, 1), spec.static[None],
                                 target, steps=steps, probes=probes,
                                 generator=torch.Generator().manual_seed(seed))
+
+
+def _check_coordinate(name: str, given: np.ndarray, expected: np.ndarray) -> None:
+    """ValueError unless ``given`` equals the forecaster's ``expected`` coordinate up to float noise
+    (within :data:`GRID_NOISE_DEGREES`, or equal once rounded to float32, as coordinates stored in
+    float32 are); the message shows the first point that differs and by how much."""
+    if given.shape != expected.shape:
+        raise ValueError(
+            f"the initial dataset's {name}s ({given.size}, from {given.min():g} to {given.max():g}) differ "
+            f"from the forecaster's grid ({expected.size}, from {expected.min():g} to {expected.max():g}); "
+            "regrid it to the forecaster's grid (pipelines/build_dataset.py with the training config's grid)"
+        )
+    offset = np.abs(given.astype(np.float64) - expected.astype(np.float64))
+    differs = (offset > GRID_NOISE_DEGREES) & (given.astype(np.float32) != expected.astype(np.float32))
+    if differs.any():
+        i = int(np.argmax(differs))
+        raise ValueError(
+            f"the initial dataset's {name}s differ from the forecaster's grid: {name}[{i}] is "
+            f"{given[i]:.6f}° against {expected[i]:.6f}° (off by {offset[i]:.3g}°; {int(differs.sum())} of "
+            f"{given.size} differ by more than float noise, {GRID_NOISE_DEGREES:g}°); regrid it to the "
+            "forecaster's grid"
+        )
 
 
 class _Ensemble:

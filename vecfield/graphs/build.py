@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,8 +158,15 @@ def save_graph(data: HeteroData, path: str | os.PathLike) -> None:
 
 
 def load_graph(path: str | os.PathLike) -> HeteroData:
-    """Read a graph written by ``save_graph`` (``torch.load(weights_only=True)``)."""
-    return _graph_from_tensors(torch.load(path, weights_only=True))
+    """Read a graph written by ``save_graph`` (``torch.load(weights_only=True)``: nothing in the file
+    is executed). Any other file is a ValueError saying to delete it."""
+    try:
+        return _graph_from_tensors(torch.load(path, weights_only=True))
+    except Exception as error:  # any failure to read it (torch's unpickler raises many types)
+        raise ValueError(
+            f"{path} is not a valid vecfield graph file ({type(error).__name__}; nothing in it was run); "
+            "delete it, and it is rebuilt when next needed"
+        ) from None
 
 
 def default_cache_dir() -> Path:
@@ -175,13 +183,18 @@ def graph_cache_path(spec: GraphSpec, cache_dir: str | os.PathLike | None = None
 def load_or_build_graph(spec: GraphSpec, cache_dir: str | os.PathLike | None = None) -> HeteroData:
     """The graph of ``spec`` from the cache, building and caching it on a miss.
 
-    A cached file whose stored spec differs from ``spec`` (a hash-prefix collision) is rebuilt.
+    A cached file whose stored spec differs from ``spec`` (a hash-prefix collision) is rebuilt, and
+    so is an invalid one (truncated, foreign or tampered with: nothing in it is run), with a warning.
     """
     path = graph_cache_path(spec, cache_dir)
     if path.exists():
-        data = load_graph(path)
-        if data.spec == spec.to_json():
-            return data
+        try:
+            data = load_graph(path)
+        except ValueError:
+            warnings.warn(f"the graph cache file {path} is invalid; rebuilding it", stacklevel=2)
+        else:
+            if data.spec == spec.to_json():
+                return data
     data = build_graph(spec)
     save_graph(data, path)
     return data

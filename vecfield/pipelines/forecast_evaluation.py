@@ -2,7 +2,12 @@
 pipelines/evaluate.py and pipelines/quickstart.py run.
 
 Initializations are the times of a split, one every ``rollout.init_every_hours``, whose predecessor
-and whose whole forecast (``steps`` leads) lie in the dataset. The climatology (day of year × hour,
+and whose whole forecast (``steps`` leads) lie in the split (``rollout.inits: complete``), or every
+such time of the split (``rollout.inits: all``): leads past the split are then scored only where
+the dataset has their valid time (``missing="drop"``, per lead). The scorecard and ``scores.json``
+state how many initializations each lead was scored over. An interrupted forecast store (fewer
+``completed_leads`` than leads) is refused, or, with ``completed_only``, scored on its finished
+leads with a note saying so. The climatology (day of year × hour,
 ``vecfield.evaluate.compute_climatology``) comes from the ``train`` split only. Outputs in
 ``rollout.output``: ``forecast.zarr``, ``scorecard.md`` (the evaluation period and number of
 initializations, then RMSE, ACC and bias tables with the units of every row), ``rmse_vs_lead.png``,
@@ -22,25 +27,30 @@ channel and lead: crps, crps_spread, spread_skill_ratio, ensemble_mean_rmse, and
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from vecfield import evaluate as ev
 from vecfield.config.forecast import ForecastConfig
+from vecfield.data.build import open_built_dataset
 from vecfield.data.catalogue import variable_units
+from vecfield.data.checks import check_physical_units
 from vecfield.data.streaming import split_range
+from vecfield.evaluate.align import LEAD_DIM, MissingPolicy
 from vecfield.evaluate.plots import (
     plot_acc_vs_lead,
     plot_maps,
     plot_scores_vs_lead,
     plot_spread_skill_vs_lead,
 )
-from vecfield.evaluate.scorecard import evaluation_period, scorecard_markdown, write_scorecard
+from vecfield.evaluate.scorecard import evaluation_period, format_lead, scorecard_markdown, write_scorecard
 from vecfield.files import write_text_atomic
 from vecfield.forecast.ensemble import ENSEMBLE_DIM
-from vecfield.forecast.forecaster import Forecaster
+from vecfield.forecast.forecaster import COMPLETED, Forecaster
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 
 MODEL = "vecfield"
@@ -51,7 +61,8 @@ def initialization_times(truth: xr.Dataset, config: ForecastConfig) -> np.ndarra
     rollout, step = config.rollout, np.timedelta64(config.dataset.time.step_hours, "h")
     start, end = split_range(truth, rollout.split)
     times = truth["time"].values.astype("datetime64[ns]")
-    first, last = start + step, end - rollout.steps * step
+    first = start + step
+    last = end - rollout.steps * step if rollout.inits == "complete" else end
     candidates = np.arange(
         first, last + np.timedelta64(1, "ns"), np.timedelta64(rollout.init_every_hours, "h")
     )
@@ -61,7 +72,8 @@ def initialization_times(truth: xr.Dataset, config: ForecastConfig) -> np.ndarra
     if inits.size == 0:
         raise ValueError(
             f"no initialization fits a {rollout.steps}-step forecast in the split "
-            f"{rollout.split!r} [{start}, {end}]; use fewer rollout.steps or a longer split"
+            f"{rollout.split!r} [{start}, {end}]; use fewer rollout.steps or a longer split, or "
+            "rollout.inits=all (every initialization; leads past the data are scored where truth exists)"
         )
     return inits
 
@@ -77,7 +89,15 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
             raise ValueError("rollout.sampling_steps, sampling_churn and sampling_churn_noise choose a "
                              "generative sampler; this checkpoint is deterministic: set them to null")
         sampler = forecaster.module.sampling(*chosen)
-    truth = xr.open_zarr(config.dataset.output)
+    truth = open_built_dataset(config.dataset.output)
+    dataset_step = int(truth.attrs.get("time_step_hours", config.dataset.time.step_hours))
+    if dataset_step != forecaster.spec.step_hours:
+        raise ValueError(
+            f"the time step does not match: the checkpoint forecasts {forecaster.spec.step_hours}-hour "
+            f"steps but the dataset {config.dataset.output} holds states {dataset_step} hours apart; "
+            f"roll it out on a dataset built with dataset.time.step_hours={forecaster.spec.step_hours}, "
+            f"or train a {dataset_step}-hour forecaster on this one"
+        )
     inits = initialization_times(truth, config)
     output = output or Path(config.rollout.output) / "forecast.zarr"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -91,17 +111,106 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
         )
 
 
-def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, Path]:
+def open_forecast_store(path: Path, completed_only: bool = False) -> tuple[xr.Dataset, list[str]]:
+    """The forecast store at ``path`` (lazy) and notes for the scorecard.
+
+    A store of ``pipelines/rollout.py`` whose rollout was interrupted has fewer ``completed_leads``
+    than leads; its later leads hold no forecast. It is refused (ValueError saying how to finish it),
+    or with ``completed_only`` cut to its finished leads, with a note saying so.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no forecast at {path}; make one with pipelines/rollout.py")
+    try:
+        forecast = xr.open_zarr(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a readable forecast store ({error}); make it again") from None
+    total = forecast.sizes.get(LEAD_DIM, 0)
+    completed = int(forecast.attrs.get(COMPLETED, total))
+    if completed >= total:
+        return forecast, []
+    if completed == 0:
+        raise ValueError(f"{path} holds no finished lead ({COMPLETED}=0 of {total}): its rollout stopped "
+                         "before the first lead; run pipelines/rollout.py again with the same config")
+    if not completed_only:
+        raise ValueError(
+            f"{path} is incomplete: {completed} of {total} leads were written before its rollout stopped. "
+            "Finish it by running pipelines/rollout.py again with the same config (it resumes), or score "
+            f"the {completed} finished leads only (pipelines/evaluate.py --completed-leads-only)"
+        )
+    note = (f"Incomplete forecast store: only the first {completed} of {total} leads were completed "
+            "(the rollout was interrupted); the later leads are not scored.")
+    return forecast.isel({LEAD_DIM: slice(0, completed)}), [note]
+
+
+def initializations_per_lead(truth: xr.Dataset, inits: np.ndarray, leads: np.ndarray) -> np.ndarray:
+    """(leads,) number of ``inits`` whose valid time init + lead is a time of ``truth``."""
+    times = truth["time"].values.astype("datetime64[ns]")
+    valid = inits.astype("datetime64[ns]")[:, None] + leads.astype("timedelta64[ns]")[None, :]
+    return np.isin(valid, times).sum(axis=0)
+
+
+def _scored(metric: Callable[..., Any], forecast: xr.Dataset, truth: xr.Dataset, *extra: Any,
+            missing: MissingPolicy) -> Any:
+    """``metric(forecast, truth, *extra)``; with missing="drop" each lead is scored over the
+    initializations whose valid time the truth has (the API's missing="drop" applied lead by lead),
+    and the per-lead results (Datasets, or dicts of them) are concatenated along the lead."""
+    if missing == "raise":
+        return metric(forecast, truth, *extra)
+    parts = [metric(forecast.isel({LEAD_DIM: [j]}), truth, *extra, missing="drop")
+             for j in range(forecast.sizes[LEAD_DIM])]
+    if isinstance(parts[0], dict):
+        return {key: xr.concat([part[key] for part in parts], LEAD_DIM) for key in parts[0]}
+    return xr.concat(parts, LEAD_DIM)
+
+
+def evaluate_forecast(
+    forecast_path: Path, config: ForecastConfig, missing: MissingPolicy | None = None,
+    completed_only: bool = False,
+) -> dict[str, Path]:
     """Score the forecast at ``forecast_path`` with persistence and climatology; write the scorecard,
-    plots and scores.json into ``rollout.output``. Returns name → written path."""
+    plots and scores.json into ``rollout.output``. Returns name → written path.
+
+    missing: "raise" (an error when the truth lacks a valid time the forecasts reach) or "drop"
+    (each lead scored over the initializations the truth covers); default "drop" when
+    ``rollout.inits`` is "all", else "raise". completed_only: score an interrupted store's finished
+    leads instead of refusing it (see :func:`open_forecast_store`)."""
+    if missing is None:
+        missing = "drop" if config.rollout.inits == "all" else "raise"
     output = Path(config.rollout.output)
     output.mkdir(parents=True, exist_ok=True)
-    forecast = xr.open_zarr(forecast_path).load()
-    truth_all = xr.open_zarr(config.dataset.output)
+    forecast, notes = open_forecast_store(forecast_path, completed_only)
+    truth_all = open_built_dataset(config.dataset.output)
+    absent = [str(name) for name in forecast.data_vars if name not in truth_all.data_vars]
+    if absent:
+        raise ValueError(
+            f"the dataset {config.dataset.output} lacks the forecast variable(s) {absent} (it has "
+            f"{sorted(map(str, truth_all.data_vars))}); evaluate against the dataset the forecaster was "
+            "trained on (dataset.output of its config)"
+        )
+    forecast = forecast.load()
     truth = truth_all[list(forecast.data_vars)].load()
+    check_physical_units(truth, f"the dataset {config.dataset.output}")
+    check_physical_units(forecast, f"the forecast {forecast_path}")
     train_start, train_end = split_range(truth_all, "train")
     climatology = ev.compute_climatology(truth.sel(time=slice(train_start, train_end)))
     inits, leads = forecast["time"].values, forecast["prediction_timedelta"].values
+    counts = initializations_per_lead(truth, inits, leads)
+    if missing == "raise" and (counts < inits.size).any():
+        first = int(np.argmax(counts < inits.size))
+        raise ValueError(
+            f"the dataset {config.dataset.output} ends before some forecasts do: at lead "
+            f"{format_lead(leads[first])} only {counts[first]} of {inits.size} initializations have "
+            "their valid time in it. Score each lead over the initializations it has with "
+            "pipelines/evaluate.py --missing drop, or roll out fewer rollout.steps"
+        )
+    if (counts == 0).any():
+        notes.append(f"Leads from {format_lead(leads[counts == 0][0])} run past the data for every "
+                     "initialization and are not scored.")
+        forecast, leads, counts = forecast.isel({LEAD_DIM: counts > 0}), leads[counts > 0], counts[counts > 0]
+    notes.append(f"{inits.size} initializations ({str(inits[0])[:13]} … {str(inits[-1])[:13]}); "
+                 "initializations per lead: "
+                 + ", ".join(f"{format_lead(lead)}: {n}" for lead, n in zip(leads, counts, strict=True)))
     ensemble = forecast if ENSEMBLE_DIM in forecast.dims else None
     if ensemble is not None:
         forecast = ensemble.mean(ENSEMBLE_DIM)
@@ -110,15 +219,21 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
         "persistence": ev.persistence_forecast(truth, inits, leads),
         "climatology": ev.climatology_forecast(climatology, inits, leads),
     }
-    rmse = {name: ev.rmse(system, truth).compute() for name, system in systems.items()}
-    acc = {name: ev.acc(systems[name], truth, climatology).compute() for name in (MODEL, "persistence")}
-    bias = {name: ev.bias(system, truth).compute() for name, system in systems.items()}
+    rmse = {name: _scored(ev.rmse, system, truth, missing=missing).compute()
+            for name, system in systems.items()}
+    acc = {name: _scored(ev.acc, systems[name], truth, climatology, missing=missing).compute()
+           for name in (MODEL, "persistence")}
+    bias = {name: _scored(ev.bias, system, truth, missing=missing).compute()
+            for name, system in systems.items()}
+    for note in notes:
+        print(f"note: {note}")
     period = evaluation_period(inits, leads)
     climatology_period = [str(np.datetime_as_string(np.datetime64(time, "ns"), "m"))
                           for time in (train_start, train_end)]
     scorecard = "\n".join([
         f"# Scorecard: {MODEL} against persistence and climatology",
         "",
+        *(f"**Note:** {note}\n" for note in notes),
         period,
         f"Truth: {config.dataset.output}; climatology: the train split {' to '.join(climatology_period)}.",
         "",
@@ -133,7 +248,8 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
         "acc_plot": plot_acc_vs_lead(acc, output / "acc_vs_lead.png"),
     }
     map_leads = [np.timedelta64(h, "h").astype("timedelta64[ns]") for h in config.rollout.map_leads_hours]
-    map_leads = [lead for lead in map_leads if lead in leads]
+    truth_times = truth["time"].values
+    map_leads = [lead for lead in map_leads if lead in leads and inits[0] + lead in truth_times]
     if map_leads:
         for name in forecast.data_vars:
             levels = forecast["level"].values.tolist() if "level" in forecast[name].dims else [None]
@@ -157,8 +273,10 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
             "first_init": str(np.datetime_as_string(inits.min(), "m")),
             "last_init": str(np.datetime_as_string(inits.max(), "m")),
             "initializations": int(inits.size),
+            "initializations_per_lead": counts.tolist(),
             "last_valid_time": str(np.datetime_as_string(inits.max() + leads.max(), "m")),
             "climatology_period": climatology_period,
+            "notes": notes,
         },
         "units": {channel: variable_units(name) for name, channel in _channels(forecast)},
         "scores": {name: _plain(dataset) for name, dataset in rmse.items()},
@@ -166,19 +284,22 @@ def evaluate_forecast(forecast_path: Path, config: ForecastConfig) -> dict[str, 
         "bias": {name: _plain(dataset) for name, dataset in bias.items()},
     }
     if ensemble is not None:
-        record["ensemble"], ensemble_files = _evaluate_ensemble(ensemble, truth, systems, output)
+        record["ensemble"], ensemble_files = _evaluate_ensemble(ensemble, truth, systems, output, missing)
         written.update(ensemble_files)
     written["scores"] = write_text_atomic(output / "scores.json", json.dumps(record, indent=1))
     return written
 
 
 def _evaluate_ensemble(
-    ensemble: xr.Dataset, truth: xr.Dataset, systems: dict[str, xr.Dataset], output: Path
+    ensemble: xr.Dataset, truth: xr.Dataset, systems: dict[str, xr.Dataset], output: Path,
+    missing: MissingPolicy,
 ) -> tuple[dict, dict[str, Path]]:
     """Probabilistic scores of ``ensemble`` (with ``realization``): the CRPS scorecard and plots, and
     the plain record for scores.json (see the module docstring)."""
-    scores = {name: value.compute() for name, value in ev.probabilistic_scores(ensemble, truth).items()}
-    mae = {name: ev.mae(system, truth).compute() for name, system in systems.items() if name != MODEL}
+    scores = _scored(ev.probabilistic_scores, ensemble, truth, missing=missing)
+    scores = {name: value.compute() for name, value in scores.items()}
+    mae = {name: _scored(ev.mae, system, truth, missing=missing).compute()
+           for name, system in systems.items() if name != MODEL}
     crps = {MODEL: scores["crps"], **mae}
     written = {
         "crps_scorecard": write_scorecard(output / "crps_scorecard.md", crps, model=MODEL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         return repr(value)  # shortest string that reads back to the same float
     return str(value)
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort key reading the digit runs of ``name`` as numbers: ``rmse_z500_6h`` < ``rmse_z500_12h``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def _csv_line(values: Sequence[object]) -> str:
@@ -115,7 +121,8 @@ class RunLogger:
                     self.writer.add_scalar(f"train/{key}", value, row["step"])
 
     def log_val(self, step: int, wallclock_s: float, metrics: Mapping[str, float]) -> None:
-        self.val.append({"step": step, "wallclock_s": wallclock_s, **dict(sorted(metrics.items()))})
+        ordered = sorted(metrics.items(), key=lambda item: natural_key(item[0]))  # leads by value, not text
+        self.val.append({"step": step, "wallclock_s": wallclock_s, **dict(ordered)})
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(f"val/{key}", value, step)

@@ -32,6 +32,7 @@ from vecfield.train.distributed import DistributedContext
 from vecfield.train.ema import build_ema, ema_state, load_ema_state
 from vecfield.train.logs import RunLogger
 from vecfield.train.optim import build_optimizer, build_scheduler
+from vecfield.train.pace import SlowStepWatch
 from vecfield.train.rng import capture_rng_state, restore_rng_state, seed_everything
 from vecfield.train.sampler import ShardedEpochSampler
 from vecfield.train.schedules import Curriculum
@@ -368,6 +369,7 @@ class Trainer:
                         dynamic_ncols=True, disable=not (self.context.is_main and config.progress_bar))
         batches = self._batches()
         clock_start, elapsed_before = time.monotonic(), self.elapsed_s
+        watch = SlowStepWatch()
         self.model.train()
         try:
             while self.step < target:
@@ -382,7 +384,11 @@ class Trainer:
                 log_now = next_step % config.log_every == 0 or next_step == config.max_steps
                 synchronize = log_now or next_step == target or next_step % config.checkpoint_every == 0 or (
                     config.validate_every is not None and next_step % config.validate_every == 0)
+                update_start = time.monotonic()
                 values = self._update(batch, synchronize)
+                slow = watch.observe(next_step, time.monotonic() - update_start)
+                if slow is not None and self.context.is_main:
+                    warnings.warn(slow, stacklevel=2)
                 self.step += 1
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch == self.sampler.batches_per_epoch:
