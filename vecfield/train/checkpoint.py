@@ -61,11 +61,11 @@ def check_plain(value: object, where: str = "metadata") -> None:
     of these (``torch.__version__`` is a str subclass, for instance) are refused: they would not load."""
     if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
         return
-    if type(value) in (list, tuple):
+    if isinstance(value, list | tuple) and type(value) in (list, tuple):  # exact types: no subclasses
         for i, item in enumerate(value):
             check_plain(item, f"{where}[{i}]")
         return
-    if type(value) in (dict, OrderedDict):
+    if isinstance(value, dict) and type(value) in (dict, OrderedDict):  # exact types: no subclasses
         for key, item in value.items():
             if not isinstance(key, str | int):
                 raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}; "

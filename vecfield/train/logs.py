@@ -7,7 +7,7 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vecfield.train.files import atomic_write
 
@@ -60,7 +60,11 @@ class CSVLog:
         if not lines and self.columns is not None:
             lines = [_csv_line(self.columns)]
         text = "".join(lines).encode()
-        atomic_write(self.path, lambda file: file.write(text))
+
+        def write(file: BinaryIO) -> None:
+            file.write(text)
+
+        atomic_write(self.path, write)
 
     def _complete_lines(self) -> list[str]:
         data = self.path.read_bytes()
