@@ -18,7 +18,7 @@ Nothing is ever written next to a source.
 import glob
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import xarray as xr
 
@@ -84,7 +84,7 @@ def _verify_classic_netcdf(file: str) -> None:
             variable.data.shape  # noqa: B018 (the extent check happens when the array is mapped)
 
 
-def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None = None) -> xr.Dataset:
+def _open_files(path: str, engine: str, backend_kwargs: dict[str, Any] | None = None) -> xr.Dataset:
     parts = []
     for file in _expand(path):
         try:
@@ -107,7 +107,8 @@ def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None
         parts.append(ds)
     if len(parts) == 1:
         return parts[0]
-    return xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
+    # cast: combine_by_coords returns a Dataset when its inputs are Datasets (a DataArray only for DataArrays)
+    return cast(xr.Dataset, xr.combine_by_coords(parts, combine_attrs="drop_conflicts"))
 
 
 def _open_netcdf(path: str) -> xr.Dataset:
@@ -191,12 +192,12 @@ def open_dataset(
         unknown = [k for k in select if k not in raw.variables]
         if unknown:
             raise ValueError(
-                f"select keys {unknown} are not in {path}; its coordinates are {sorted(raw.coords)}"
+                f"select keys {unknown} are not in {path}; its coordinates are {sorted(map(str, raw.coords))}"
             )
         raw = raw.sel(dict(select), drop=True)
     ds = to_canonical(raw, member=member, keep_members=keep_members)
     ds.attrs["source"] = path
     if variables is not None:
-        require_variables(list(variables), ds.data_vars)
+        require_variables(list(variables), [str(v) for v in ds.data_vars])
         ds = ds[list(variables)]
     return ds
