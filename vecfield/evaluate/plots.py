@@ -23,7 +23,7 @@ from vecfield.evaluate.io import save_figure_atomic
 from vecfield.evaluate.scorecard import format_lead
 
 
-def _lead_hours(dataset: xr.Dataset) -> np.ndarray:
+def _lead_hours(dataset: xr.Dataset | xr.DataArray) -> np.ndarray:
     return dataset[LEAD_DIM].values / np.timedelta64(1, "h")
 
 
@@ -120,19 +120,19 @@ def plot_maps(
     init = np.datetime64(pd.Timestamp(init_time))
     if init not in forecast[INIT_DIM].values:
         raise ValueError(f"init time {init} is not in the forecast's 'time' (initialization times)")
-    leads = np.asarray(leads, dtype="timedelta64[ns]")
-    absent = [format_lead(lead) for lead in leads if lead not in forecast[LEAD_DIM].values]
+    lead_times = np.asarray(leads, dtype="timedelta64[ns]")
+    absent = [format_lead(lead) for lead in lead_times if lead not in forecast[LEAD_DIM].values]
     if absent:
         available = [format_lead(lead) for lead in forecast[LEAD_DIM].values]
         raise ValueError(f"leads {absent} are not in the forecast; it has {available}")
-    selected = forecast[[variable]].sel({INIT_DIM: [init], LEAD_DIM: leads})
-    selected, observed = align_truth(selected, truth)
+    selected = forecast[[variable]].sel({INIT_DIM: [init], LEAD_DIM: lead_times})
+    selected, truth_at_valid = align_truth(selected, truth)
     if "level" in selected.dims:
         if level is None:
             raise ValueError(f"{variable!r} has levels {selected['level'].values.tolist()}; pass level=")
-        selected, observed = selected.sel(level=level), observed.sel(level=level)
+        selected, truth_at_valid = selected.sel(level=level), truth_at_valid.sel(level=level)
     predicted = selected[variable].isel({INIT_DIM: 0}).compute()
-    observed = observed[variable].isel({INIT_DIM: 0}).compute()
+    observed = truth_at_valid[variable].isel({INIT_DIM: 0}).compute()
     error = predicted - observed
     low, high = float(min(predicted.min(), observed.min())), float(max(predicted.max(), observed.max()))
     error_limit = float(abs(error).max()) or 1.0
