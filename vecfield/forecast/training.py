@@ -10,6 +10,7 @@ Runs unchanged under ``torchrun`` (DDP through the trainer).
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from vecfield.train import Trainer
 
 
 def _open_split(
-    path: Path, split: str, n_leads: int, step_hours: int, in_memory: bool | str
+    path: Path, split: str, n_leads: int, step_hours: int, in_memory: bool | Literal["auto"]
 ) -> WindowedDataset:
     return WindowedDataset(
         path, n_inputs=2, n_leads=n_leads, step_hours=step_hours, split=split, in_memory=in_memory
@@ -64,4 +65,8 @@ def train_forecaster(config: ForecastConfig, graph_cache: str | None = None) -> 
     with Trainer(task, module, train, config.train, val_data=val, metadata=metadata) as trainer:
         trainer.fit()
         store = trainer.store
-    return store.best_path if store.best_path.exists() else store.latest()
+    if store.best_path.exists():
+        return store.best_path
+    last = store.latest()
+    assert last is not None, "Trainer.fit leaves a checkpoint of its last step"
+    return last
