@@ -58,7 +58,7 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     """Roll out from every initialization of the split into ``<rollout.output>/forecast.zarr``
     (streamed lead by lead; resumes after an interruption). Returns the store's path."""
     rollout = config.rollout
-    sampler = contextlib.nullcontext()
+    sampler: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     chosen = (rollout.sampling_steps, rollout.sampling_churn, rollout.sampling_churn_noise)
     if any(value is not None for value in chosen):
         if not isinstance(forecaster.module, GenerativeOneStepForecaster):
@@ -74,7 +74,7 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     initial = truth[list(forecaster.spec.state_layout.variables)].sel(time=needed).load()
     with sampler:
         return forecaster.rollout_to_zarr(
-            initial, rollout.steps, output, init_times=inits, batch_size=rollout.batch_size,
+            initial, rollout.steps, output, init_times=list(inits), batch_size=rollout.batch_size,
             members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
         )
 
@@ -147,7 +147,7 @@ def _evaluate_ensemble(
                                           metric="CRPS (baselines: MAE)"),
         "crps_plot": plot_scores_vs_lead(crps, output / "crps_vs_lead.png", metric="CRPS / MAE"),
     }
-    record = {"members": int(ensemble.sizes[ENSEMBLE_DIM])}
+    record: dict[str, object] = {"members": int(ensemble.sizes[ENSEMBLE_DIM])}
     for name in ("crps", "crps_spread", "ensemble_mean_rmse", "spread_skill_ratio"):
         if name in scores:
             record[name] = _plain(scores[name])
