@@ -19,7 +19,7 @@ statistics for the backward pass (recomputing silu(a)), half the activation memo
 chain. Nothing is added in place into a view (autograd would copy the whole tensor back).
 """
 
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ class _SiLULinearNorm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, weight: Tensor, bias: Tensor, scale: Tensor | None,
+    def forward(ctx: Any, a: Tensor, weight: Tensor, bias: Tensor, scale: Tensor | None,
                 shift: Tensor | None, eps: float) -> Tensor:
         y = F.linear(F.silu(a), weight, bias)
         y = y.to(torch.promote_types(y.dtype, torch.float32))  # statistics in ≥ fp32
@@ -46,7 +46,7 @@ class _SiLULinearNorm(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         a, y, mean, rstd, weight, scale = ctx.saved_tensors
         g = grad_out.to(y.dtype)
         width = y.shape[-1]
