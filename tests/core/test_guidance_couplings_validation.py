@@ -69,6 +69,11 @@ def test_condition_dropout_uses_the_null_token_at_rate_p() -> None:
         drop_condition(MLP(2, cond_features=3), torch.randn(4, 3), 0.5)
 
 
+def test_condition_dropout_without_a_batch_tensor_says_so() -> None:
+    with pytest.raises(ValueError, match="the condition holds none"):
+        drop_condition(MLP(2, num_classes=4), {"label": None}, 0.5)
+
+
 def test_minibatch_ot_is_the_exact_assignment() -> None:
     gen = torch.Generator().manual_seed(6)
     x1 = torch.randn(6, 2, generator=gen, dtype=torch.float64)

@@ -83,6 +83,16 @@ def test_channel_layout_round_trip(built):
         layout.unstack(stacked, ds["latitude"].values, ds["longitude"].values)
 
 
+def test_stacking_a_level_channel_without_its_levels_says_so():
+    layout = ChannelLayout((("temperature", 500),))
+    values = np.zeros((1, 1, 2, 3), dtype=np.float32)  # (time, level, latitude, longitude)
+    fields = {"temperature": (values, ("time", "level", "latitude", "longitude"), None)}
+    with pytest.raises(ValueError, match="give its levels"):
+        layout.stack_arrays(fields, (1, 2, 3))
+    fields = {"temperature": (values, ("time", "level", "latitude", "longitude"), [500])}
+    np.testing.assert_array_equal(layout.stack_arrays(fields, (1, 2, 3)), np.zeros((1, 6, 1)))
+
+
 def test_dataloader_batches_with_workers(built):
     data = WindowedDataset(built, n_inputs=2, n_leads=1, split="train")
     loader = make_dataloader(data, batch_size=3, shuffle=True, num_workers=2, seed=0)

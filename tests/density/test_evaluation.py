@@ -80,6 +80,28 @@ def test_one_fit_function_trains_every_kind_of_model() -> None:
         fit(torch.nn.Linear(2, 2), train)  # type: ignore[arg-type]
 
 
+class _PlainGaussian:
+    """Has the gradient-training contract's methods but is no torch.nn.Module (no parameters())."""
+
+    event_shape = (2,)
+    exact_log_prob = True
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return -0.5 * (x**2).sum(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, 2, generator=generator)
+
+    def training_loss(self, x: Tensor) -> Tensor:
+        return -self.log_prob(x).mean()
+
+
+def test_fit_refuses_a_gradient_model_that_is_not_a_module() -> None:
+    train = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="not a torch\\.nn\\.Module"):
+        fit(_PlainGaussian(), train)
+
+
 class _RecordingGaussian(torch.nn.Module):
     """A diagonal Gaussian density model whose training_loss records the weights each step starts from."""
 

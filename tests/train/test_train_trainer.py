@@ -241,6 +241,13 @@ def test_task_contract_errors_name_the_missing_piece(tmp_path):
     with pytest.raises(TypeError, match=r"must be a map-style Dataset .* got a DataLoader"):
         Trainer(NoisyRegression(), model(), DataLoader(dataset()),
                 TrainerConfig(run_dir=str(tmp_path), max_steps=2))
+
+    class NoLength(torch.utils.data.Dataset):  # map-style, but without __len__ the sampler cannot shard it
+        def __getitem__(self, index):
+            return dataset()[index]
+
+    with pytest.raises(TypeError, match=r"must be a map-style Dataset \(with __len__"):
+        Trainer(NoisyRegression(), model(), NoLength(), TrainerConfig(run_dir=str(tmp_path), max_steps=2))
     with pytest.raises(ValueError, match="no val_data"):
         Trainer(NoisyRegression(), model(), dataset(),
                 TrainerConfig(run_dir=str(tmp_path), max_steps=2, validate_every=1))

@@ -64,7 +64,7 @@ def _check_value(value: Any, annotation: Any, where: str) -> Any:
     args = typing.get_args(annotation)
     if annotation is Any:
         return value
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, Mapping):
             raise TypeError(f"{where}: expected a mapping for section {annotation.__name__}, got {value!r}")
         return from_dict(annotation, value, where)
@@ -119,6 +119,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     """An instance of the dataclass ``cls`` from ``data``; unknown keys and wrong types are errors."""
     if not isinstance(data, Mapping):
         raise TypeError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"from_dict builds dataclasses; {cls!r} is not a dataclass type")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k not in fields]
@@ -195,7 +197,7 @@ def load_config(
             f"sections are {sorted(known)}"
         )
     data = apply_overrides(data, overrides)
-    built = {}
+    built: dict[str, Any] = {}
     for name, cls in sections.items():
         if name not in data:
             raise ValueError(f"{path}: section {name!r} is missing; sections present: {sorted(data)}")

@@ -72,8 +72,8 @@ class MinibatchOTCoupling(IndependentCoupling):
 
     def pair(self, x1: Tensor, generator: torch.Generator | None = None) -> Tensor:
         x0 = self.source(tuple(x1.shape), generator, x1.dtype, x1.device)
-        cost = torch.cdist(x1.detach().flatten(1).double(), x0.flatten(1).double()) ** 2  # (B, B)
-        cost = cost.cpu().numpy()
+        distance = torch.cdist(x1.detach().flatten(1).double(), x0.flatten(1).double())  # (B, B)
+        cost = (distance**2).cpu().numpy()
         if not np.isfinite(cost).all():
             raise ValueError("the training data x1 contains NaN or infinite values; "
                              "drop or impute those examples before training")

@@ -45,6 +45,9 @@ def drop_condition(net: Any, cond: Any, probability: float, generator: torch.Gen
         return cond
     net = _require_null(net)
     batch = condition_batch_size(cond)
+    if batch is None:
+        raise ValueError("condition dropout needs at least one condition tensor with a batch dimension; "
+                         "the condition holds none")
     where = generator.device if generator is not None else "cpu"
     mask = torch.rand(batch, generator=generator, device=where) < probability
     first = cond if torch.is_tensor(cond) else next(iter(cond.values()))

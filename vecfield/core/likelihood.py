@@ -73,10 +73,9 @@ def gaussian_log_prob(x: Tensor, std: float | Tensor = 1.0, mean: float | Tensor
     size = math.prod(z.shape[start:])
     quadratic = (-0.5 * z**2).flatten(start).sum(-1)
     if isinstance(std, Tensor):
-        log_std = torch.broadcast_to(torch.log(std).to(z.dtype), z.shape).flatten(start).sum(-1)
-    else:
-        log_std = size * math.log(std)
-    return quadratic - log_std - size * HALF_LOG_2PI
+        return quadratic - torch.broadcast_to(torch.log(std).to(z.dtype), z.shape).flatten(start).sum(-1) \
+            - size * HALF_LOG_2PI
+    return quadratic - size * (math.log(std) + HALF_LOG_2PI)
 
 
 def bits_per_dim(log_prob: NatsT, dims: int) -> NatsT:

@@ -26,8 +26,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dask.array
 import numpy as np
@@ -175,7 +177,7 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
             raise unknown_name_error(name, [*ds.data_vars, *derivable], "variable (not in the sources)")
     for name in config.static:
         if name not in ds:
-            raise unknown_name_error(name, list(ds.data_vars), "static field (not in the sources)")
+            raise unknown_name_error(name, map(str, ds.data_vars), "static field (not in the sources)")
     times = target_times(config)
     state = _select_time(ds[[v for v in ds.data_vars if "time" in ds[v].dims]], config, times)
     if _TISR in state and config.forcings:
@@ -334,7 +336,7 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
         _initialize(temp, state, static, config, digest)
     block = max(1, config.time_block)
     starts = range(0, state.sizes["time"], block)
-    iterator = starts
+    iterator: Iterable[int] = starts
     if progress:
         from tqdm import tqdm
 
@@ -363,7 +365,7 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
         write_text_atomic(_progress_file(temp), json.dumps(record))
     written = xr.open_zarr(temp, consolidated=False)
     write_statistics(temp, compute_statistics(written, config.splits.train))
-    provenance = {
+    provenance: dict[str, Any] = {
         "vecfield_config_hash": digest,
         "config": yaml.safe_dump({"dataset": to_dict(config)}, sort_keys=False),
         "sources": [s.path for s in config.sources],

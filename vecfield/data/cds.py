@@ -138,7 +138,7 @@ def check_credentials(rc_path: str | Path | None = None) -> None:
     CDSAPI_URL/CDSAPI_KEY environment variables provide credentials. The key is never echoed."""
     if os.environ.get("CDSAPI_URL") and os.environ.get("CDSAPI_KEY"):
         return
-    path = Path(rc_path or os.environ.get("CDSAPI_RC", Path.home() / ".cdsapirc")).expanduser()
+    path = Path(rc_path or os.environ.get("CDSAPI_RC", str(Path.home() / ".cdsapirc"))).expanduser()
     if not path.is_file():
         raise ValueError(CREDENTIALS_HELP.format(path=path))
     keys = {line.split(":", 1)[0].strip() for line in path.read_text().splitlines() if ":" in line}

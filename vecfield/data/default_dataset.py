@@ -36,6 +36,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -248,6 +249,7 @@ def initial_state(model: ShallowWaterModel, config: DefaultDatasetConfig) -> np.
     noise[:, 0] = noise[:, 0].real
     noise[:, 0, 0] = 0.0
     top = np.full((sht.nlat, sht.nlon), GRAVITY * config.top_layer_depth_m)
+    assert model.surface_geopotential is not None, "ShallowWaterModel.__post_init__ sets it"
     bottom = GRAVITY * config.bottom_layer_depth_m - model.surface_geopotential
     zeros = np.zeros((2, sht.nlat, sht.nlon))
     state = model.state_from_grid(zeros, zeros, np.stack([top, bottom]))
@@ -416,7 +418,9 @@ def load_default_dataset(
     never leaves a store that looks finished.
     """
     config = config or DefaultDatasetConfig()
-    overrides = {name: value for name, value in (("years", years), ("seed", seed)) if value is not None}
+    overrides: dict[str, Any] = {
+        name: value for name, value in (("years", years), ("seed", seed)) if value is not None
+    }
     config = dataclasses.replace(config, **overrides)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     store = folder / f"default-dataset-{config.cache_key()}.zarr"

@@ -34,6 +34,7 @@ def regular_grid(resolution: float, include_poles: bool) -> tuple[np.ndarray, np
         raise ValueError(
             f"resolution {resolution}° does not divide 180° and 360°; choose e.g. 5.625, 1.5, 1, 0.25"
         )
+    latitude: np.ndarray
     if include_poles:
         latitude = np.linspace(-90.0, 90.0, round(rows) + 1)
     else:
@@ -69,15 +70,15 @@ def conservative_regrid(ds: xr.Dataset, latitude: np.ndarray, longitude: np.ndar
     w_lon = _longitude_overlap(ds["longitude"].values, longitude)
     if (w_lat.sum(1) <= 0).any() or (w_lon.sum(1) <= 0).any():
         raise ValueError("the target grid reaches outside the source grid; crop the target area first")
-    w_lat = xr.DataArray(w_lat / w_lat.sum(1, keepdims=True), dims=("lat_out", "latitude"))
-    w_lon = xr.DataArray(w_lon / w_lon.sum(1, keepdims=True), dims=("lon_out", "longitude"))
+    lat_weights = xr.DataArray(w_lat / w_lat.sum(1, keepdims=True), dims=("lat_out", "latitude"))
+    lon_weights = xr.DataArray(w_lon / w_lon.sum(1, keepdims=True), dims=("lon_out", "longitude"))
     regridded = {}
     for name, var in ds.data_vars.items():
         if "latitude" not in var.dims or "longitude" not in var.dims:
             regridded[name] = var
             continue
         order = [d for d in var.dims]
-        out = xr.dot(xr.dot(var, w_lat, dim="latitude"), w_lon, dim="longitude")
+        out = xr.dot(xr.dot(var, lat_weights, dim="latitude"), lon_weights, dim="longitude")
         out = out.rename(lat_out="latitude", lon_out="longitude").transpose(*order)
         regridded[name] = out.astype(var.dtype).assign_attrs(var.attrs)
     coords = {
@@ -117,7 +118,7 @@ def bilinear_regrid(ds: xr.Dataset, latitude: np.ndarray, longitude: np.ndarray)
 def is_integer_coarsening(source_spacing: float, target_spacing: float) -> bool:
     """True when the target spacing is an integer multiple (≥ 1) of the source spacing."""
     ratio = target_spacing / source_spacing
-    return ratio >= 1 - 1e-9 and np.isclose(ratio, round(ratio), atol=1e-6)
+    return ratio >= 1 - 1e-9 and bool(np.isclose(ratio, round(ratio), atol=1e-6))
 
 
 def regrid(ds: xr.Dataset, resolution: float, include_poles: bool, method: str = "auto") -> xr.Dataset:

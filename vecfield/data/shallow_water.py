@@ -72,10 +72,10 @@ def legendre_functions(truncation: int, mu: np.ndarray) -> tuple[np.ndarray, np.
         P[:, m, m + 1] = mu * P[:, m, m] / eps[m, m + 1]
         for n in range(m + 2, N + 3):
             P[:, m, n] = (mu * P[:, m, n - 1] - eps[m, n - 1] * P[:, m, n - 2]) / eps[m, n]
-    n = n_index[None, None, : N + 1]
+    degree = n_index[None, None, : N + 1]
     P_up = P[:, :, 1 : N + 2]
     P_down = np.concatenate([np.zeros_like(P[:, :, :1]), P[:, :, :N]], axis=-1)
-    H = -n * eps[None, :, 1 : N + 2] * P_up + (n + 1) * eps[None, :, : N + 1] * P_down
+    H = -degree * eps[None, :, 1 : N + 2] * P_up + (degree + 1) * eps[None, :, : N + 1] * P_down
     lower = n_index[None, : N + 1] < m_index[:, None]
     H[:, lower] = 0.0
     return P[:, :, : N + 1], H
@@ -490,6 +490,7 @@ class ShallowWaterModel:
         u, v = sht.winds(state[:, VORTICITY], state[:, DIVERGENCE])
         thickness = sht.scalar(state[:, THICKNESS])  # (K, J, L)
         surface = self.surface_geopotential
+        assert surface is not None, "__post_init__ sets the surface geopotential"
         tops = surface + np.cumsum(thickness[::-1], axis=0)[::-1]  # Z_i, top first
         bottoms = np.concatenate([tops[1:], surface[None]])
         density = thickness * 0.5 * (u**2 + v**2) + 0.5 * (tops**2 - bottoms**2)

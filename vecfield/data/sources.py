@@ -19,7 +19,7 @@ import glob
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -175,7 +175,7 @@ def _next_grib(stream: Any, start: int) -> int | None:
     return None
 
 
-def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None = None) -> xr.Dataset:
+def _open_files(path: str, engine: str, backend_kwargs: dict[str, Any] | None = None) -> xr.Dataset:
     parts = []
     for file in _expand(path):
         try:
@@ -200,7 +200,8 @@ def _open_files(path: str, engine: str, backend_kwargs: Mapping[str, Any] | None
         parts.append(ds)
     if len(parts) == 1:
         return parts[0]
-    return xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
+    # cast: combine_by_coords returns a Dataset when its inputs are Datasets (a DataArray only for DataArrays)
+    return cast(xr.Dataset, xr.combine_by_coords(parts, combine_attrs="drop_conflicts"))
 
 
 def _open_netcdf(path: str) -> xr.Dataset:
@@ -284,12 +285,12 @@ def open_dataset(
         unknown = [k for k in select if k not in raw.variables]
         if unknown:
             raise ValueError(
-                f"select keys {unknown} are not in {path}; its coordinates are {sorted(raw.coords)}"
+                f"select keys {unknown} are not in {path}; its coordinates are {sorted(map(str, raw.coords))}"
             )
         raw = raw.sel(dict(select), drop=True)
     ds = to_canonical(raw, member=member, keep_members=keep_members)
     ds.attrs["source"] = path
     if variables is not None:
-        require_variables(list(variables), ds.data_vars)
+        require_variables(list(variables), [str(v) for v in ds.data_vars])
         ds = ds[list(variables)]
     return ds

@@ -64,7 +64,7 @@ class ChannelLayout:
         channels: list[tuple[str, int | None]] = []
         for name in variables:
             if name not in ds:
-                raise unknown_name_error(name, list(ds.data_vars))
+                raise unknown_name_error(name, [str(v) for v in ds.data_vars])
             if "level" in ds[name].dims:
                 channels.extend((name, int(level)) for level in ds[name]["level"].values)
             else:
@@ -103,7 +103,9 @@ class ChannelLayout:
         out = np.empty((shape[0], shape[1] * shape[2], len(self)), dtype=np.float32)
         for channel, (name, level) in enumerate(self.channels):
             values, dims, levels = fields[name]
-            field = values if level is None else values[:, levels.index(level)]
+            if level is not None and levels is None:
+                raise ValueError(f"{name!r} has pressure-level channels; give its levels in fields[{name!r}]")
+            field = values if level is None or levels is None else values[:, levels.index(level)]
             flat_dims = [d for d in dims if d != "level"]
             expand = tuple(i for i, d in enumerate(("time", "latitude", "longitude")) if d not in flat_dims)
             out[..., channel] = np.broadcast_to(np.expand_dims(field, expand), shape).reshape(shape[0], -1)
@@ -136,7 +138,7 @@ class ChannelLayout:
             )
         grid = values.reshape(*leading, len(latitude), len(longitude), len(self))
         dims = (*coords, "latitude", "longitude")
-        data = {}
+        data: dict[str, tuple[tuple[str, ...], np.ndarray] | xr.DataArray] = {}
         for name in self.variables:
             index = [i for i, (n, _) in enumerate(self.channels) if n == name]
             levels = [self.channels[i][1] for i in index]
@@ -215,7 +217,7 @@ class WindowedDataset(torch.utils.data.Dataset):
         if n_inputs < 1 or n_leads < 0:
             raise ValueError(f"need n_inputs ≥ 1 and n_leads ≥ 0, got {n_inputs}, {n_leads}")
         self._path = None if isinstance(source, xr.Dataset) else str(source)
-        ds = self._open() if self._path is not None else source
+        ds = source if isinstance(source, xr.Dataset) else self._open()
         if "realization" in ds.dims:
             raise ValueError("windows are built from one trajectory; select a realization first")
         timed = [str(v) for v in ds.data_vars if "time" in ds[v].dims]
@@ -286,7 +288,7 @@ class WindowedDataset(torch.utils.data.Dataset):
         """The mode to use; ``True`` that cannot fit, or ``"auto"`` that does not, says so."""
         need, available = self.memory_bytes, available_memory_bytes()
         fits_ram = available is None or need <= available // 2
-        if in_memory is True and not fits_ram:
+        if in_memory is True and available is not None and not fits_ram:
             raise ValueError(
                 f"in_memory=True needs {need / 2**20:.0f} MiB for this split but only "
                 f"{available / 2**20:.0f} MiB of memory is available; use in_memory='auto' or False to stream"
@@ -338,6 +340,7 @@ class WindowedDataset(torch.utils.data.Dataset):
         """A year/day progress forcing at time ``indices``, computed exactly as the builder stored it
         (``vecfield.data.forcings.compute_forcings``): cheaper than reading 1-element chunks."""
         times = self._times[indices]
+        dims: tuple[str, ...]
         if name.startswith("year"):
             angle, dims = 2 * np.pi * year_progress(times), ("time",)
         else:
@@ -346,13 +349,14 @@ class WindowedDataset(torch.utils.data.Dataset):
 
     def _read(self, layout: ChannelLayout, indices: np.ndarray) -> np.ndarray:
         """(len(indices), nodes, channels) for the channels of ``layout`` at time ``indices``."""
-        fields = {}
+        fields: dict[str, tuple[np.ndarray, tuple[str, ...], list[int] | None]] = {}
         for name in layout.variables:
             order, levels = self._fields[name]
             if name in PROGRESS_FORCINGS:
                 values, order = self._progress(name, indices)
             elif name in self._arrays:
                 array = self._arrays[name]
+                assert order is not None, "_zarr_arrays holds only variables stored in canonical order"
                 values = array.get_orthogonal_selection((indices,) + (slice(None),) * (array.ndim - 1))
             else:
                 var = self._ds[name].isel(time=indices)
@@ -408,7 +412,9 @@ def make_dataloader(
     """A DataLoader over ``dataset`` yielding dicts of (batch, ...) tensors; workers prefetch
     ``prefetch_factor`` batches each and run dask synchronously. ``seed`` fixes the shuffle order."""
     generator = torch.Generator().manual_seed(seed)
-    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if num_workers > 0 else {}
+    extra: dict[str, Any] = (
+        {"prefetch_factor": prefetch_factor, "persistent_workers": True} if num_workers > 0 else {}
+    )
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,

@@ -17,7 +17,7 @@ constructor arguments, so that it can be checkpointed and named in pipeline pres
 """
 
 import math
-from typing import Literal
+from typing import Literal, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,15 @@ from vecfield.nn import MLP
 
 Divergence = Literal["auto", "exact", "hutchinson"]
 DIVERGENCES: tuple[str, ...] = ("auto", "exact", "hutchinson")
+
+
+class _ODESettings(TypedDict):
+    """The keyword arguments of ``VectorFieldModel.log_prob`` that set up the likelihood ODE."""
+
+    method: str
+    rtol: float
+    atol: float
+    steps: int
 
 
 class ContinuousFlowDensity(nn.Module):
@@ -58,7 +67,7 @@ class ContinuousFlowDensity(nn.Module):
         dims = math.prod(self.event_shape)
         self.divergence = divergence if divergence != "auto" else (
             "exact" if dims <= exact_max_dims else "hutchinson")
-        self.ode = dict(method=ode_method, rtol=rtol, atol=atol, steps=ode_steps)
+        self.ode = _ODESettings(method=ode_method, rtol=rtol, atol=atol, steps=ode_steps)
         self.sample_solver, self.sample_steps = sample_solver, sample_steps
 
     def log_prob(self, x: Tensor) -> Tensor:

@@ -52,6 +52,10 @@ class GaussianMixture(nn.Module):
     """
 
     exact_log_prob = True
+    weights: Tensor  # (K,) float64 buffer: mixture weights π
+    means: Tensor  # (K, D) float64 buffer
+    covariances: Tensor  # (K, D, D) ("full") or (K, D) ("diag") float64 buffer
+    fitted: Tensor  # () bool buffer
 
     def __init__(self, features: int, n_components: int, covariance_type: CovarianceType = "full",
                  n_restarts: int = 5, max_iter: int = 1000, tol: float = 1e-8,

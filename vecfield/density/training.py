@@ -59,10 +59,13 @@ def fit(model: GradientTrainable | DirectlyFittable, train: Tensor, settings: Tr
         return dequantization(batch, generator) if dequantization is not None else batch
 
     if isinstance(model, GradientTrainable):
-        params = list(model.parameters())  # type: ignore[attr-defined]
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"{type(model).__name__} has training_loss(x) but is not a torch.nn.Module; "
+                            "gradient training needs its parameters(), train() and state_dict()")
+        params = list(model.parameters())
         dtype = params[0].dtype
         initialize = getattr(model, "initialize", None)
-        if initialize is not None and not model.initialized:  # type: ignore[attr-defined]
+        if initialize is not None and not model.initialized:
             idx = torch.randperm(train.shape[0], generator=generator)[: settings.init_batch_size]
             initialize(prepare(train[idx]).to(dtype))
         optimizer = torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -71,7 +74,7 @@ def fit(model: GradientTrainable | DirectlyFittable, train: Tensor, settings: Tr
         losses: list[float] = []
         average = None if settings.ema_decay is None else AveragedModel(
             model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
-        model.train()  # type: ignore[attr-defined]
+        model.train()
         for _ in tqdm(range(settings.steps), disable=not progress, desc=type(model).__name__):
             idx = torch.randint(0, train.shape[0], (settings.batch_size,), generator=generator)
             loss = model.training_loss(prepare(train[idx]).to(dtype))
@@ -87,8 +90,8 @@ def fit(model: GradientTrainable | DirectlyFittable, train: Tensor, settings: Tr
                 average.update_parameters(model)
             losses.append(float(loss.detach()))
         if average is not None:
-            model.load_state_dict(average.module.state_dict())  # type: ignore[attr-defined]
-        model.eval()  # type: ignore[attr-defined]
+            model.load_state_dict(average.module.state_dict())
+        model.eval()
         return losses
     if isinstance(model, DirectlyFittable):
         model.fit(prepare(train), generator=generator)

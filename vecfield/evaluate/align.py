@@ -13,7 +13,7 @@ at valid time = init + lead for every (init, lead) pair and returns it in the fo
 There is no code path that compares a forecast with the truth at its initialization time.
 """
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,11 @@ LEAD_DIM = "prediction_timedelta"
 ENSEMBLE_DIM = "realization"
 GRID_ATOL_DEGREES = 1e-3
 MissingPolicy = Literal["raise", "drop"]
+XarrayT = TypeVar("XarrayT", xr.Dataset, xr.DataArray)
 _MISSING_POLICIES = ("raise", "drop")
 
 
-def make_latitude_increasing(data: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+def make_latitude_increasing(data: XarrayT) -> XarrayT:
     """Flip the latitude axis if it runs north to south (as in ERA5 files from the CDS); lazy."""
     latitude = data["latitude"].values
     if latitude.size > 1 and latitude[0] > latitude[-1]:
@@ -135,8 +136,8 @@ def _check_variables(forecast: xr.Dataset, truth: xr.Dataset) -> None:
         truth_dims = set(truth[name].dims) - {INIT_DIM}
         if forecast_dims != truth_dims:
             raise ValueError(
-                f"variable {name!r}: forecast has field dims {sorted(forecast_dims)} but truth has "
-                f"{sorted(truth_dims)}; they must match (e.g. select the same levels)"
+                f"variable {name!r}: forecast has field dims {sorted(map(str, forecast_dims))} but truth has "
+                f"{sorted(map(str, truth_dims))}; they must match (e.g. select the same levels)"
             )
 
 

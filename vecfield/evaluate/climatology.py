@@ -15,6 +15,9 @@ The output layout is (dayofyear, hour, [level], latitude, longitude), as in
 ``gs://weatherbench2/datasets/era5-hourly-climatology/…``, so WB2's climatologies can be used too.
 """
 
+from collections.abc import Hashable
+from typing import Any
+
 import dask.array
 import numpy as np
 import xarray as xr
@@ -46,21 +49,23 @@ def compute_climatology(truth: xr.Dataset, window_days: int = DEFAULT_WINDOW_DAY
     hours, hour_index = np.unique(truth["time"].dt.hour.values, return_inverse=True)
     n_groups = DAYS_IN_CLIMATOLOGY * hours.size
     group = (day_of_sample - 1) * hours.size + hour_index  # (time,) index of (dayofyear, hour)
-    total, count = {}, {}
     constant = {name: variable for name, variable in truth.data_vars.items() if "time" not in variable.dims}
+    # name → (dims, per-group sums) of the values and of the non-NaN counts
+    total_parts: dict[Hashable, tuple[tuple[Hashable, ...], Any]] = {}
+    count_parts: dict[Hashable, tuple[tuple[Hashable, ...], Any]] = {}
     for name, variable in truth.data_vars.items():
         if name in constant:
             continue
         variable = variable.transpose("time", ...)
         field_dims = variable.dims[1:]
-        for out, values in ((total, variable.data), (count, _not_nan(variable.data))):
+        for out, values in ((total_parts, variable.data), (count_parts, _not_nan(variable.data))):
             sums = _sum_by_group(values, group, n_groups)  # (n_groups, *field)
             sums = sums.reshape((DAYS_IN_CLIMATOLOGY, hours.size, *sums.shape[1:]))
             out[name] = (("dayofyear", "hour", *field_dims), sums)
     coords = {"dayofyear": np.arange(1, DAYS_IN_CLIMATOLOGY + 1), "hour": hours}
     field_coords = {k: v for k, v in truth.coords.items() if "time" not in v.dims}
-    total = xr.Dataset(total, coords=coords).assign_coords(field_coords)
-    count = xr.Dataset(count, coords=coords).assign_coords(field_coords)
+    total = xr.Dataset(total_parts, coords=coords).assign_coords(field_coords)
+    count = xr.Dataset(count_parts, coords=coords).assign_coords(field_coords)
     if window_days > 1:
         total, count = _circular_running_sum(total, window_days), _circular_running_sum(count, window_days)
     climatology = (total / count.where(count > 0)).transpose("dayofyear", "hour", ...)
@@ -91,17 +96,17 @@ def _sum_by_group(
         # and a graph of ~10⁵ tasks took 5× longer than loading the data and reducing in memory.
         per_time = max(1, values[:1].nbytes)
         target = max(max(values.chunks[0]), CHUNK_BYTES // per_time)
-        values = values.rechunk({0: min(target, values.shape[0])})
+        rechunked = values.rechunk({0: min(target, values.shape[0])})
         cuts = _group_aligned_cuts(starts, sorted_group.size, target)
-        shuffled = values[order].rechunk({0: tuple(np.diff(cuts))})
+        shuffled = rechunked[order].rechunk({0: tuple(np.diff(cuts))})
         groups_per_chunk = tuple(np.diff(np.searchsorted(starts, cuts)))
         sums = shuffled.map_blocks(
             _chunk_group_sums,
             starts=starts,
-            chunks=(groups_per_chunk, *values.chunks[1:]),
+            chunks=(groups_per_chunk, *rechunked.chunks[1:]),
             dtype=np.float64,
         )  # (n_present, *field)
-        zero = dask.array.zeros((1, *values.shape[1:]), chunks=(1, *values.chunks[1:]), dtype=np.float64)
+        zero = dask.array.zeros((1, *values.shape[1:]), chunks=(1, *rechunked.chunks[1:]), dtype=np.float64)
         sums = dask.array.concatenate([sums, zero])
     else:
         sums = np.concatenate([_reduce_sorted(values[order], starts), np.zeros((1, *values.shape[1:]))])

@@ -32,7 +32,7 @@ from vecfield.evaluate.align import (
     make_latitude_increasing,
 )
 from vecfield.evaluate.climatology import climatology_at
-from vecfield.evaluate.weights import spatial_mean
+from vecfield.evaluate.weights import spatial_mean, sqrt
 
 DEFAULT_WIND = ("u_component_of_wind", "v_component_of_wind")
 
@@ -62,14 +62,14 @@ def mse(forecast: xr.Dataset, truth: xr.Dataset, missing: MissingPolicy = "raise
 
 def rmse(forecast: xr.Dataset, truth: xr.Dataset, missing: MissingPolicy = "raise") -> xr.Dataset:
     """Root mean squared error, WB2/ECMWF convention, eq. (2): sqrt(mean_t ⟨(f − o)²⟩)."""
-    return np.sqrt(mse(forecast, truth, missing=missing))
+    return sqrt(mse(forecast, truth, missing=missing))
 
 
 def rmse_sqrt_before_time_mean(
     forecast: xr.Dataset, truth: xr.Dataset, missing: MissingPolicy = "raise"
 ) -> xr.Dataset:
     """RMSE in the WB1/GraphCast-paper convention, eq. (3): mean_t sqrt(⟨(f − o)²⟩); never above (2)."""
-    return np.sqrt(_mse_per_init(_aligned(forecast, truth, missing))).mean(INIT_DIM)
+    return sqrt(_mse_per_init(_aligned(forecast, truth, missing))).mean(INIT_DIM)
 
 
 def bias(forecast: xr.Dataset, truth: xr.Dataset, missing: MissingPolicy = "raise") -> xr.Dataset:
@@ -95,8 +95,8 @@ def _acc(pair: _Pair, climatology: xr.Dataset) -> xr.Dataset:
         climatology_dims = set(climatology[name].dims) - {"dayofyear", "hour"}
         if field_dims != climatology_dims:
             raise ValueError(
-                f"climatology variable {name!r} has field dims {sorted(climatology_dims)} but the forecast "
-                f"has {sorted(field_dims)}; they must match"
+                f"climatology variable {name!r} has field dims {sorted(map(str, climatology_dims))} but the "
+                f"forecast has {sorted(map(str, field_dims))}; they must match"
             )
     climatology = make_latitude_increasing(climatology[list(pair.forecast.data_vars)])
     check_aligned_grid(pair.truth, climatology, "climatology")
@@ -111,7 +111,7 @@ def _acc(pair: _Pair, climatology: xr.Dataset) -> xr.Dataset:
     clim = climatology_at(climatology, pair.truth["valid_time"])
     forecast_anomaly = pair.forecast - clim
     truth_anomaly = pair.truth - clim
-    correlation = spatial_mean(forecast_anomaly * truth_anomaly) / np.sqrt(
+    correlation = spatial_mean(forecast_anomaly * truth_anomaly) / sqrt(
         spatial_mean(forecast_anomaly**2) * spatial_mean(truth_anomaly**2)
     )
     return correlation.mean(INIT_DIM)
@@ -147,7 +147,7 @@ def wind_vector_rmse(
     u, v = wind
     pair = _aligned(forecast[[u, v]], truth, missing)
     squared = (pair.forecast[u] - pair.truth[u]) ** 2 + (pair.forecast[v] - pair.truth[v]) ** 2
-    return np.sqrt(spatial_mean(squared).mean(INIT_DIM)).rename("wind_vector_rmse")
+    return sqrt(spatial_mean(squared).mean(INIT_DIM)).rename("wind_vector_rmse")
 
 
 def deterministic_scores(
@@ -163,8 +163,8 @@ def deterministic_scores(
     error = pair.forecast - pair.truth
     scores = {
         "mse": mse_per_init.mean(INIT_DIM),
-        "rmse": np.sqrt(mse_per_init.mean(INIT_DIM)),
-        "rmse_sqrt_before_time_mean": np.sqrt(mse_per_init).mean(INIT_DIM),
+        "rmse": sqrt(mse_per_init.mean(INIT_DIM)),
+        "rmse_sqrt_before_time_mean": sqrt(mse_per_init).mean(INIT_DIM),
         "bias": spatial_mean(error).mean(INIT_DIM),
         "mae": spatial_mean(abs(error)).mean(INIT_DIM),
     }

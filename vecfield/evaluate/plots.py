@@ -75,13 +75,13 @@ def _lead_ticks(ax: Axes, hours: np.ndarray) -> None:
     ax.set_xlim(left=0)
 
 
-def _lead_hours(dataset: xr.Dataset) -> np.ndarray:
+def _lead_hours(dataset: xr.Dataset | xr.DataArray) -> np.ndarray:
     return dataset[LEAD_DIM].values / np.timedelta64(1, "h")
 
 
-def _panels(scores: Mapping[str, xr.Dataset]) -> list[tuple[str, object]]:
+def _panels(scores: Mapping[str, xr.Dataset]) -> list[tuple[str, float | None]]:
     """(variable, level or None) of every panel, in the order of the first system's variables."""
-    panels: list[tuple[str, object]] = []
+    panels: list[tuple[str, float | None]] = []
     for dataset in scores.values():
         for name, variable in dataset.data_vars.items():
             levels = variable["level"].values.tolist() if "level" in variable.dims else [None]
@@ -223,20 +223,20 @@ def plot_maps(
     init = np.datetime64(pd.Timestamp(init_time))
     if init not in forecast[INIT_DIM].values:
         raise ValueError(f"init time {init} is not in the forecast's 'time' (initialization times)")
-    leads = np.asarray(leads, dtype="timedelta64[ns]")
-    absent = [format_lead(lead) for lead in leads if lead not in forecast[LEAD_DIM].values]
+    lead_times = np.asarray(leads, dtype="timedelta64[ns]")
+    absent = [format_lead(lead) for lead in lead_times if lead not in forecast[LEAD_DIM].values]
     if absent:
         available = [format_lead(lead) for lead in forecast[LEAD_DIM].values]
         raise ValueError(f"leads {absent} are not in the forecast; it has {available}")
     mask = _land_sea_mask(truth, land_sea_mask)
-    selected = forecast[[variable]].sel({INIT_DIM: [init], LEAD_DIM: leads})
-    selected, observed = align_truth(selected, truth[[variable]])
+    selected = forecast[[variable]].sel({INIT_DIM: [init], LEAD_DIM: lead_times})
+    selected, truth_at_valid = align_truth(selected, truth[[variable]])
     if "level" in selected.dims:
         if level is None:
             raise ValueError(f"{variable!r} has levels {selected['level'].values.tolist()}; pass level=")
-        selected, observed = selected.sel(level=level), observed.sel(level=level)
+        selected, truth_at_valid = selected.sel(level=level), truth_at_valid.sel(level=level)
     predicted = selected[variable].isel({INIT_DIM: 0}).compute()
-    observed = observed[variable].isel({INIT_DIM: 0}).compute()
+    observed = truth_at_valid[variable].isel({INIT_DIM: 0}).compute()
     units = variable_units(variable, dict(forecast[variable].attrs))
     shown_units = display_units(units) if units is not None else None
     error = predicted - observed

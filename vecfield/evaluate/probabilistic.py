@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from vecfield.evaluate.align import ENSEMBLE_DIM, INIT_DIM, MissingPolicy, align_truth
-from vecfield.evaluate.weights import latitude_weights, spatial_mean
+from vecfield.evaluate.weights import latitude_weights, spatial_mean, sqrt
 
 RANK_DIM = "rank"
 
@@ -167,7 +167,7 @@ debiased_ensemble_mean_mse = _ensemble_score(
 def ensemble_mean_rmse(forecast: xr.Dataset, truth: xr.Dataset, ensemble_dim: str = ENSEMBLE_DIM,
                        missing: MissingPolicy = "raise") -> xr.Dataset:
     """Eq. (5): sqrt(mean_t ⟨(X̄ − Y)²⟩), the WB2 RMSE of the ensemble mean."""
-    return np.sqrt(ensemble_mean_mse(forecast, truth, ensemble_dim, missing))
+    return sqrt(ensemble_mean_mse(forecast, truth, ensemble_dim, missing))
 
 
 def spread_skill_ratio(
@@ -191,7 +191,7 @@ def spread_skill_ratio(
 
 def _spread_skill(variance: xr.Dataset, mean_mse: xr.Dataset, m: int, corrected: bool) -> xr.Dataset:
     factor = np.sqrt((m + 1) / m) if corrected else 1.0
-    return factor * np.sqrt(variance) / np.sqrt(mean_mse)
+    return factor * sqrt(variance) / sqrt(mean_mse)
 
 
 def probabilistic_scores(
@@ -216,7 +216,7 @@ def probabilistic_scores(
         "crps_skill": skill,
         "crps_spread": spread,
         "ensemble_mean_mse": mean_mse,
-        "ensemble_mean_rmse": np.sqrt(mean_mse),
+        "ensemble_mean_rmse": sqrt(mean_mse),
     }
     if m >= 2:
         variance = _ensemble_variance_per_init(members, observed, ensemble_dim).mean(INIT_DIM)

@@ -34,7 +34,7 @@ def _check_scores(scores: Mapping[str, xr.Dataset], model: str) -> None:
                 f"scores[{name!r}] must be a Dataset with a {LEAD_DIM!r} dim (e.g. the output of rmse), "
                 f"got {type(dataset).__name__}"
             )
-        extra = set(dataset.dims) - {LEAD_DIM, "level"}
+        extra = {str(dim) for dim in dataset.dims} - {LEAD_DIM, "level"}
         if extra:
             raise ValueError(
                 f"scores[{name!r}] has dims {sorted(extra)} besides lead and level; reduce them first"

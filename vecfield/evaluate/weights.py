@@ -5,17 +5,19 @@ sin φ⁺_i − sin φ⁻_i with the outer bounds at the poles on a global grid 
 GraphCast's weights) and half a row spacing beyond the outer rows on a limited-area box.
 """
 
+from typing import TypeVar, cast
+
 import numpy as np
 import xarray as xr
 
 from vecfield import geo
 
 SPATIAL_DIMS = ("latitude", "longitude")
+XarrayT = TypeVar("XarrayT", xr.Dataset, xr.DataArray)  # a score keeps the kind of object it was given
+LatitudeT = TypeVar("LatitudeT", np.ndarray, xr.DataArray)
 
 
-def latitude_weights(
-    latitude: np.ndarray | xr.DataArray, normalize: bool = True
-) -> np.ndarray | xr.DataArray:
+def latitude_weights(latitude: LatitudeT, normalize: bool = True) -> LatitudeT:
     """Row weights of :func:`vecfield.geo.latitude_weights` for a numpy array (n_lat,), or as a
     DataArray on the same ``latitude`` coordinate when given one."""
     if isinstance(latitude, xr.DataArray):
@@ -24,7 +26,7 @@ def latitude_weights(
     return geo.latitude_weights(latitude, normalize=normalize)
 
 
-def spatial_mean(data: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+def spatial_mean(data: XarrayT) -> XarrayT:
     """Area-weighted mean over (latitude, longitude): Σ_ij w_i x_ij / Σ_ij w_i (NaN cells skipped).
 
     data: any object with ``latitude`` (increasing) and ``longitude`` dims; those two dims are
@@ -37,3 +39,8 @@ def spatial_mean(data: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
         )
     weights = latitude_weights(data["latitude"])
     return data.weighted(weights).mean(SPATIAL_DIMS)
+
+
+def sqrt(data: XarrayT) -> XarrayT:
+    """Element-wise √ by numpy's ufunc, which xarray dispatches (keeps the object's kind; lazy on dask)."""
+    return cast(XarrayT, np.sqrt(data))  # numpy's stubs type a ufunc on a non-array as returning ndarray

@@ -26,6 +26,8 @@ _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 class MaskedLinear(nn.Linear):
     """y = x (W ⊙ M)ᵀ + b with a fixed 0/1 mask M (out_features, in_features)."""
 
+    mask: Tensor  # (out_features, in_features) buffer
+
     def __init__(self, mask: Tensor) -> None:
         super().__init__(mask.shape[1], mask.shape[0])
         self.register_buffer("mask", mask.to(self.weight.dtype))

@@ -12,6 +12,7 @@ normal over the whole event.
 """
 
 from abc import ABC, abstractmethod
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -55,11 +56,11 @@ class Chain(Bijection):
 
     def inverse(self, y: Tensor) -> Tensor:
         for layer in reversed(self.layers):
-            y = layer.inverse(y)
+            y = cast(Bijection, layer).inverse(y)  # __init__ fills ``layers`` with Bijections only
         return y
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> Tensor:
         for layer in self.layers:
-            x = layer.initialize(x)
+            x = cast(Bijection, layer).initialize(x)  # __init__ fills ``layers`` with Bijections only
         return x

@@ -49,6 +49,8 @@ class Coupling(Bijection):
     exp(s) finite early in training without changing the triangular structure.
     """
 
+    mask: Tensor  # (*event) 0/1 buffer, 1 = conditioning entry
+
     def __init__(self, mask: Tensor, conditioner: nn.Module, affine: bool = True,
                  scale_bound: float = 3.0) -> None:
         super().__init__()

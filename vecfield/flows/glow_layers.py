@@ -26,6 +26,8 @@ class ActNorm(Bijection):
     loaded from a checkpoint keeps its state (the buffer travels in the state dict).
     """
 
+    initialized: Tensor  # () bool buffer
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
@@ -60,6 +62,10 @@ class InvertibleLinearLU(Bijection):
     log|det W| = Σ log_s and the layer's log_det = H·W·Σ log_s. Initialized from a random rotation
     (drawn from torch's global generator).
     """
+
+    perm: Tensor  # (C, C) permutation matrix P, buffer
+    sign: Tensor  # (C,) buffer
+    lower_mask: Tensor  # (C, C) strictly lower-triangular ones, buffer
 
     def __init__(self, channels: int) -> None:
         super().__init__()

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from vecfield.flows.bijection import Bijection
 from vecfield.nn import MLP
+from vecfield.nn.mlp import Activation
 
 MIN_SLOPE = 1e-3  # s: derivatives lie in (s, 1/s), bin widths and heights within a factor 1/s
 _CLIP = math.log(1 / MIN_SLOPE)
@@ -110,8 +111,11 @@ class SplineCoupling(Bijection):
     Works on any event shape (entries are indexed in the flattened event).
     """
 
+    conditioning: Tensor  # (n_cond,) int64 buffer: flat indices of the conditioning entries
+    free: Tensor  # (n_free,) int64 buffer: flat indices of the transformed entries
+
     def __init__(self, mask: Tensor, hidden_features: int = 128, depth: int = 2, bins: int = 8,
-                 bound: float = 5.0, activation: str = "relu") -> None:
+                 bound: float = 5.0, activation: Activation = "relu") -> None:
         super().__init__()
         flat = mask.flatten()
         if not bool(((flat == 0) | (flat == 1)).all()) or flat.min() != 0 or flat.max() != 1:

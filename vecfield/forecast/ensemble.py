@@ -44,7 +44,7 @@ def member_generators(keys: Sequence[tuple[int, int]], lead: int, seed: int) -> 
     return generators
 
 
-def draw_rows(generators: Sequence[torch.Generator], shape: tuple[int, int],
+def draw_rows(generators: Sequence[torch.Generator], shape: tuple[int, ...],
               dtype: torch.dtype = torch.float32) -> Tensor:
     """(rows, nodes, C) standard normal noise, row r from ``generators[r]`` (which advance)."""
     return torch.stack([torch.randn(shape, generator=generator, dtype=dtype) for generator in generators])

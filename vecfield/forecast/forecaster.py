@@ -101,7 +101,7 @@ class Forecaster:
         if missing:
             raise ValueError(
                 f"the initial dataset lacks the state variable(s) {missing}; the forecaster "
-                f"needs {list(spec.state_layout.variables)} (it has {sorted(initial.data_vars)})"
+                f"needs {list(spec.state_layout.variables)} (it has {sorted(map(str, initial.data_vars))})"
             )
         for dim in ("time", "latitude", "longitude"):
             if dim not in initial.dims:

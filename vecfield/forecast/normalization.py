@@ -29,7 +29,8 @@ def _channel_values(
             if required:
                 raise ValueError(
                     f"the normalization statistics have no {name!r}; statistics hold "
-                    f"{sorted(statistic.data_vars)}. Rebuild the dataset with pipelines/build_dataset.py"
+                    f"{sorted(map(str, statistic.data_vars))}. "
+                    "Rebuild the dataset with pipelines/build_dataset.py"
                 )
             values.append(default)
             continue

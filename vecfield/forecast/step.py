@@ -35,6 +35,8 @@ class OneStepForecaster(nn.Module):
     loss_weight:   (N, C) per-element weights of eq. (1)
     """
 
+    loss_weight: Tensor  # (N, C) buffer
+
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor) -> None:
         super().__init__()
         self._check_field(field)
@@ -90,8 +92,8 @@ class OneStepForecaster(nn.Module):
         inputs: (B, 2, N, C) states at t − Δt, t; forcings: (B, 2 + k, N, F); static: (B, N, S);
         targets: (B, k, N, C) the states at t + Δt … t + kΔt.
         """
-        losses = [
-            result.loss
-            for result in autoregressive(self, inputs, forcings, static, targets.shape[1], targets)
-        ]
+        losses = []
+        for result in autoregressive(self, inputs, forcings, static, targets.shape[1], targets):
+            assert result.loss is not None, "a step given its target returns its loss"
+            losses.append(result.loss)
         return torch.stack(losses).mean()

@@ -11,7 +11,7 @@ Runs unchanged under ``torchrun`` (DDP through the trainer).
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ _LAYOUT_KEYS = {
 
 
 def _open_split(
-    path: Path, split: str, n_leads: int, step_hours: int, in_memory: bool | str
+    path: Path, split: str, n_leads: int, step_hours: int, in_memory: bool | Literal["auto"]
 ) -> WindowedDataset:
     return WindowedDataset(
         path, n_inputs=2, n_leads=n_leads, step_hours=step_hours, split=split, in_memory=in_memory
@@ -103,4 +103,8 @@ def train_forecaster(config: ForecastConfig, graph_cache: str | None = None) -> 
     with Trainer(task, module, train, config.train, val_data=val, metadata=metadata) as trainer:
         trainer.fit()
         store = trainer.store
-    return store.best_path if store.best_path.exists() else store.latest()
+    if store.best_path.exists():
+        return store.best_path
+    last = store.latest()
+    assert last is not None, "Trainer.fit leaves a checkpoint of its last step"
+    return last

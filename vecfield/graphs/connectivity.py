@@ -31,8 +31,8 @@ def radius_edges(grid_xyz: np.ndarray, mesh_xyz: np.ndarray, radius: float, work
     k = 4
     while True:
         k = min(k, mesh_xyz.shape[0])
-        distance, neighbour = tree.query(grid_xyz, k=k, distance_upper_bound=radius, workers=workers)
-        distance, neighbour = distance.reshape(grid_xyz.shape[0], k), neighbour.reshape(grid_xyz.shape[0], k)
+        found = tree.query(grid_xyz, k=k, distance_upper_bound=radius, workers=workers)  # arrays: k ≥ 1
+        distance, neighbour = np.asarray(found[0]).reshape(-1, k), np.asarray(found[1]).reshape(-1, k)
         if k == mesh_xyz.shape[0] or not np.isfinite(distance[:, -1]).any():
             break
         k *= 2

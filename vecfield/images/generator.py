@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor, nn
@@ -228,7 +228,11 @@ def load_image_generator(path: str | Path) -> tuple[ImageGenerator, GeneratorInf
 def _write_png(path: Path, images: Tensor, levels: int, columns: int) -> Path:
     scale = max(1, math.ceil(64 / images.shape[-1]))  # 8×8 digits are enlarged to be visible
     picture = png_bytes(grid_array(images, levels, columns), scale)
-    atomic_write(path, lambda file: file.write(picture))
+
+    def write(file: BinaryIO) -> None:
+        file.write(picture)
+
+    atomic_write(path, write)
     return path
 
 

@@ -49,6 +49,7 @@ class ConvNet(nn.Module):
         self.head = nn.Conv2d(hidden_channels, self.out_channels, 3, padding=1)
         if zero_init_output:
             nn.init.zeros_(self.head.weight)
+            assert self.head.bias is not None, "head is built with a bias"
             nn.init.zeros_(self.head.bias)
 
     def forward(self, x_t: Tensor, t: Tensor | None = None, cond: None = None) -> Tensor:

@@ -15,6 +15,8 @@ class SinusoidalEmbedding(nn.Module):
     Shapes: (batch,) -> (batch, dim).
     """
 
+    freqs: Tensor  # (dim // 2,) buffer
+
     def __init__(self, dim: int, scale: float = 1000.0, max_period: float = 10_000.0) -> None:
         super().__init__()
         if dim < 2 or dim % 2:
@@ -43,6 +45,8 @@ class FourierFeatures(nn.Module):
 
     Shapes: (batch, D) -> (batch, D + 2K).
     """
+
+    frequencies: Tensor  # (D, K) buffer
 
     def __init__(self, features: int, frequencies: int, scale: float = 1.0) -> None:
         super().__init__()

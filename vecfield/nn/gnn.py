@@ -49,6 +49,9 @@ class GridMeshGNN(nn.Module):
     checkpoint_layers: recompute each processor layer in the backward pass (less memory)
     """
 
+    grid_features: Tensor  # (N_grid, F_grid) buffer
+    mesh_features: Tensor  # (N_mesh, F_mesh) buffer
+
     def __init__(
         self,
         graph: HeteroData,
@@ -86,8 +89,8 @@ class GridMeshGNN(nn.Module):
             order = EdgeIndex.receiver_order(senders, receivers, num_senders)
             index = EdgeIndex(senders[order].contiguous(), receivers[order].contiguous())
             self._edge_index_names[name] = [f"{name}_{field}" for field in EdgeIndex._fields]
-            for buffer, value in zip(self._edge_index_names[name], index, strict=True):
-                self.register_buffer(buffer, value, persistent=False)
+            for buffer, tensor in zip(self._edge_index_names[name], index, strict=True):
+                self.register_buffer(buffer, tensor, persistent=False)
             features = graph[edge_type].edge_attr[order].float()
             self.register_buffer(f"{name}_features", features, persistent=False)
 

@@ -19,7 +19,7 @@ statistics for the backward pass (recomputing silu(a)), half the activation memo
 chain. Nothing is added in place into a view (autograd would copy the whole tensor back).
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,18 +34,19 @@ class _SiLULinearNorm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, weight: Tensor, bias: Tensor, scale: Tensor | None,
+    def forward(ctx: Any, a: Tensor, weight: Tensor, bias: Tensor, scale: Tensor | None,
                 shift: Tensor | None, eps: float) -> Tensor:
         y = F.linear(F.silu(a), weight, bias)
         y = y.to(torch.promote_types(y.dtype, torch.float32))  # statistics in ≥ fp32
         normed, mean, rstd = torch.native_layer_norm(y, [y.shape[-1]], None, None, eps)
-        out = normed if scale is None else torch.addcmul(shift, normed, 1.0 + scale)
+        assert (scale is None) == (shift is None), "SplitMLP.finish passes scale and shift together"
+        out = normed if scale is None or shift is None else torch.addcmul(shift, normed, 1.0 + scale)
         ctx.save_for_backward(a, y, mean, rstd, weight, scale)
         ctx.has_modulation = scale is not None
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         a, y, mean, rstd, weight, scale = ctx.saved_tensors
         g = grad_out.to(y.dtype)
         width = y.shape[-1]
@@ -104,6 +105,10 @@ class SplitMLP(nn.Module):
         """W_part·x (+ b₁ for part 0): (B, M, part_features[part]) → (B, M, latent)."""
         return self.first[part](x)
 
+    def part_linear(self, part: int) -> nn.Linear:
+        """The first layer's linear for part ``part``: weight (latent, part_features[part]); b₁ on part 0."""
+        return cast(nn.Linear, self.first[part])  # __init__ fills ``first`` with nn.Linear layers only
+
     def finish(self, a: Tensor, condition: Tensor | None = None) -> Tensor:
         """(Adaptive) LN(W₂·silu(a) + b₂): a (B, M, latent), condition (B, condition_features)."""
         scale = shift = None
@@ -118,7 +123,7 @@ class SplitMLP(nn.Module):
         """The MLP on concat(parts) for parts that are already aligned item by item."""
         a = self.project(0, parts[0])
         for i, part in enumerate(parts[1:], start=1):
-            a = add_projection(a, part, self.first[i].weight)
+            a = add_projection(a, part, self.part_linear(i).weight)
         return self.finish(a, condition)
 
 
@@ -194,10 +199,11 @@ class InteractionNetwork(nn.Module):
     def forward(self, senders_latent: Tensor, receivers_latent: Tensor, edges_latent: Tensor,
                 edges: EdgeIndex, condition: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         mlp = self.edge_mlp
-        edge_part, sender_part, receiver_part = mlp.first
+        edge_part, sender_part, receiver_part = (mlp.part_linear(i) for i in range(3))
+        edge_bias = cast(Tensor, edge_part.bias)  # part 0 is nn.Linear(bias=True): a Tensor parameter
         # the concat trick: node terms (and the bias) per node, gathered per edge
         from_senders = gather(F.linear(senders_latent, sender_part.weight), edges.senders)
-        from_receivers = gather(F.linear(receivers_latent, receiver_part.weight, edge_part.bias),
+        from_receivers = gather(F.linear(receivers_latent, receiver_part.weight, edge_bias),
                                 edges.receivers)
         a = add_projection(from_senders + from_receivers, edges_latent, edge_part.weight)
         edges_latent = edges_latent + mlp.finish(a, condition)

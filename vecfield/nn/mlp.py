@@ -7,6 +7,8 @@ from torch import Tensor, nn
 
 from vecfield.nn.embeddings import FourierFeatures, SinusoidalEmbedding
 
+Activation = Literal["silu", "relu", "gelu", "tanh"]  # the hidden-layer nonlinearities MLP offers
+
 
 class MLP(nn.Module):
     """Vector field on vectors: ``(x_t: (B, D), t: (B,) | None, cond) -> (B, out_features)``.
@@ -34,7 +36,7 @@ class MLP(nn.Module):
         time_features: int = 64,
         num_classes: int = 0,
         cond_features: int = 0,
-        activation: Literal["silu", "relu", "gelu", "tanh"] = "silu",
+        activation: Activation = "silu",
         zero_init_output: bool = False,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,

@@ -19,6 +19,7 @@ network and cropped back after it, so 28×28 MNIST works with any number of leve
 """
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -192,6 +193,7 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(width, self.out_channels, 3, padding=1)
         if zero_init_output:
             nn.init.zeros_(self.conv_out.weight)
+            assert self.conv_out.bias is not None, "conv_out is built with a bias"
             nn.init.zeros_(self.conv_out.bias)
 
     def _embedding(self, t: Tensor, cond: Tensor | None, batch: int, dtype: torch.dtype) -> Tensor:
@@ -226,7 +228,7 @@ class UNet(nn.Module):
         h = self.conv_in(h)
         skips = [h]
         for level, stages in enumerate(self.down):
-            for s in stages:
+            for s in cast(nn.ModuleList, stages):  # __init__ appends one ModuleList per level
                 h = s(h, e)
                 skips.append(h)
             if level < self.levels - 1:
@@ -237,7 +239,7 @@ class UNet(nn.Module):
             h = self.mid_attention(h)
         h = self.mid2(h, e)
         for i, stages in enumerate(self.up):
-            for s in stages:
+            for s in cast(nn.ModuleList, stages):  # __init__ appends one ModuleList per level
                 h = s(torch.cat([h, skips.pop()], dim=1), e)
             if i < self.levels - 1:
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))

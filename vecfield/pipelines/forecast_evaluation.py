@@ -82,7 +82,7 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     """Roll out from every initialization of the split into ``<rollout.output>/forecast.zarr``
     (streamed lead by lead; resumes after an interruption). Returns the store's path."""
     rollout = config.rollout
-    sampler = contextlib.nullcontext()
+    sampler: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     chosen = (rollout.sampling_steps, rollout.sampling_churn, rollout.sampling_churn_noise)
     if any(value is not None for value in chosen):
         if not isinstance(forecaster.module, GenerativeOneStepForecaster):
@@ -106,7 +106,7 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     initial = truth[list(forecaster.spec.state_layout.variables)].sel(time=needed).load()
     with sampler:
         return forecaster.rollout_to_zarr(
-            initial, rollout.steps, output, init_times=inits, batch_size=rollout.batch_size,
+            initial, rollout.steps, output, init_times=list(inits), batch_size=rollout.batch_size,
             members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
         )
 
@@ -228,7 +228,7 @@ def evaluate_forecast(
     for note in notes:
         print(f"note: {note}")
     period = evaluation_period(inits, leads)
-    climatology_period = [str(np.datetime_as_string(np.datetime64(time, "ns"), "m"))
+    climatology_period = [str(np.datetime_as_string(np.asarray(time, dtype="datetime64[ns]"), "m"))
                           for time in (train_start, train_end)]
     scorecard = "\n".join([
         f"# Scorecard: {MODEL} against persistence and climatology",
@@ -306,7 +306,7 @@ def _evaluate_ensemble(
                                           metric="CRPS (baselines: MAE)"),
         "crps_plot": plot_scores_vs_lead(crps, output / "crps_vs_lead.png", metric="CRPS / MAE"),
     }
-    record = {"members": int(ensemble.sizes[ENSEMBLE_DIM])}
+    record: dict[str, object] = {"members": int(ensemble.sizes[ENSEMBLE_DIM])}
     for name in ("crps", "crps_spread", "ensemble_mean_rmse", "spread_skill_ratio"):
         if name in scores:
             record[name] = _plain(scores[name])
@@ -320,7 +320,7 @@ def _evaluate_ensemble(
 
 def _channels(dataset: xr.Dataset) -> list[tuple[str, str]]:
     """(variable, channel name ``<variable><level>``) of every variable and level of ``dataset``."""
-    out = []
+    out: list[tuple[str, str]] = []
     for name, var in dataset.data_vars.items():
         levels = var["level"].values.tolist() if "level" in var.dims else [""]
         out.extend((str(name), f"{name}{level}") for level in levels)

@@ -111,7 +111,8 @@ def train_classifier(images: Tensor, labels: Tensor, num_classes: int = 10, epoc
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():  # seeded initialization without touching the global generator
         torch.manual_seed(seed)
-        model = ImageClassifier(tuple(images.shape[1:]), num_classes, channels, features)
+        image_shape = (images.shape[1], images.shape[2], images.shape[3])  # (C, H, W); ndim 4 checked above
+        model = ImageClassifier(image_shape, num_classes, channels, features)
     steps_per_epoch = math.ceil(images.shape[0] / batch_size)
     total = epochs * steps_per_epoch
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -307,6 +308,8 @@ def image_bits_per_dim(model: nn.Module | ODEDensity, images: Tensor, levels: in
         raise TypeError("image_bits_per_dim takes integer levels (e.g. ImageDataset.images), not floats "
                         "in [−1, 1]; pass the dataset's integer images")
     density = ODEDensity(model, generator=generator) if isinstance(model, VectorFieldModel) else model
+    # mean_log_likelihood calls only log_prob (and parameters, if any); ODEDensity and a flow module given as
+    # nn.Module provide it without being typed as the full DensityModel protocol (which adds sample)
     nats = mean_log_likelihood(density, images, Dequantization(levels), batch_size, generator)  # type: ignore[arg-type]
     return bits_per_dim(nats, math.prod(images.shape[1:]))
 

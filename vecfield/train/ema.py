@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+_Tensors = tuple[Tensor, ...] | list[Tensor]  # the tensor groups AveragedModel passes to multi_avg_fn
+
 
 def build_ema(model: nn.Module, decay: float) -> AveragedModel:
     """EMA copy of ``model`` (parameters and buffers) updated by ``ema.update_parameters(model)``.
@@ -23,14 +25,14 @@ def build_ema(model: nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=_ema_or_copy(decay), use_buffers=True)
 
 
-def _ema_or_copy(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+def _ema_or_copy(decay: float) -> Callable[[_Tensors, _Tensors, Tensor | int], None]:
     """AveragedModel's multi_avg_fn: EMA for floating tensors, a plain copy for the rest.
 
     AveragedModel groups the tensors by device and dtype, so each call sees one dtype.
     """
     average = get_ema_multi_avg_fn(decay)
 
-    def update(ema_tensors: list[Tensor], model_tensors: list[Tensor], num_averaged: Tensor) -> None:
+    def update(ema_tensors: _Tensors, model_tensors: _Tensors, num_averaged: Tensor | int) -> None:
         if ema_tensors[0].is_floating_point() or ema_tensors[0].is_complex():
             average(ema_tensors, model_tensors, num_averaged)
         else:

@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vecfield.files import atomic_write
 
@@ -66,7 +66,11 @@ class CSVLog:
         if not lines and self.columns is not None:
             lines = [_csv_line(self.columns)]
         text = "".join(lines).encode()
-        atomic_write(self.path, lambda file: file.write(text))
+
+        def write(file: BinaryIO) -> None:
+            file.write(text)
+
+        atomic_write(self.path, write)
 
     def _complete_lines(self) -> list[str]:
         data = self.path.read_bytes()

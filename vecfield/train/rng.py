@@ -18,7 +18,9 @@ def seed_everything(seed: int) -> None:
 
 def capture_rng_state() -> dict[str, Any]:
     """States of torch (CPU, every CUDA device), numpy's global generator and python ``random``."""
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = np.random.get_state()  # legacy=True: the global MT19937's 5-tuple, never a dict
+    assert isinstance(numpy_state, tuple), "np.random.get_state() returns a tuple unless legacy=False"
+    name, keys, pos, has_gauss, cached_gaussian = numpy_state
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),

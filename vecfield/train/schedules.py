@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -67,12 +68,14 @@ class Curriculum:
     @classmethod
     def from_pairs(cls, pairs: object) -> Curriculum:
         """From any sequence of 2-sequences (e.g. YAML lists), validated."""
+        not_pairs = ValueError(f"curriculum must be a list of [start_step, value] pairs, got {pairs!r}")
+        if not isinstance(pairs, Iterable):
+            raise not_pairs
         try:
-            normalized = tuple(tuple(pair) for pair in pairs)  # type: ignore[union-attr]
+            normalized = tuple(tuple(pair) for pair in pairs)
         except TypeError:
-            raise ValueError(f"curriculum must be a list of [start_step, value] pairs, "
-                             f"got {pairs!r}") from None
-        return cls(normalized)  # type: ignore[arg-type]
+            raise not_pairs from None
+        return cls(normalized)  # __post_init__ checks that each entry is a pair of integers
 
     def value_at(self, i: int) -> int:
         if i < 0:

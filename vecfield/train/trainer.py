@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ class Trainer:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         for name, data in (("train_data", train_data), ("val_data", val_data)):
-            if isinstance(data, DataLoader | IterableDataset):
+            if isinstance(data, DataLoader | IterableDataset) or not isinstance(data, Sized | None):
                 raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), got "
                                 f"a {type(data).__name__}; pass the dataset (and collate_fn): the trainer "
                                 "builds its own loader so that the data order can be resumed exactly")
@@ -144,9 +144,12 @@ class Trainer:
         if self.context.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             forward_model = DistributedDataParallel(self.model, device_ids=device_ids)
-        self.forward_model = torch.compile(forward_model) if config.compile else forward_model
+        # cast: torch.compile of an nn.Module returns an nn.Module (OptimizedModule); its stub says Callable
+        self.forward_model = cast(nn.Module, torch.compile(forward_model)) if config.compile \
+            else forward_model
 
-        self.sampler = ShardedEpochSampler(len(train_data), config.batch_size, config.seed, config.shuffle,
+        train_size = len(cast(Sized, train_data))  # checked above: a map-style dataset with __len__
+        self.sampler = ShardedEpochSampler(train_size, config.batch_size, config.seed, config.shuffle,
                                            self.context.rank, self.context.world_size)
         self.loader_generator = torch.Generator()  # keeps the DataLoader off the global RNG
         self.loader = DataLoader(train_data, batch_size=self.sampler.local_batch_size, sampler=self.sampler,
@@ -327,9 +330,12 @@ class Trainer:
         was_training = model.training
         model.eval()
         totals: dict[str, float] = {}
-        num_samples, batch_size = len(self.val_loader.dataset), self.val_loader.batch_size
+        num_samples = len(cast(Sized, self.val_loader.dataset))  # __init__ refuses data without __len__
+        batch_size = self.val_loader.batch_size
+        assert batch_size is not None, "__init__ builds the validation loader with a batch size"
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             for k, batch in enumerate(self.val_loader):
+                # validate is optional, so not in the Task protocol; __init__ checked that the task has it
                 metrics = self.task.validate(model, move_to_device(batch, self.device))  # type: ignore[attr-defined]
                 if k and set(metrics) != set(totals):
                     raise ValueError(f"validate returned metrics {sorted(metrics)} after {sorted(totals)}; "
@@ -377,6 +383,7 @@ class Trainer:
                 if self.curriculum is not None:
                     value = self.curriculum.value_at(self.step)
                     if value != self._curriculum_value:
+                        # optional, so not in the Task protocol; __init__ checked that the task has it
                         self.task.set_curriculum(value)  # type: ignore[attr-defined]
                         self._curriculum_value = value
                 lr = self.optimizer.param_groups[0]["lr"]
