@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vecfield import cli  # first: sets OpenMP's wait policy before torch loads (vecfield/cli.py)
+from vecfield import cli  # first: sets OpenMP's wait policy before torch loads
 
 # isort: split
 import matplotlib

@@ -11,9 +11,9 @@ __all__ = ["Forecaster", "VectorFieldModel", "__version__"]
 
 def __getattr__(name: str) -> object:
     """``vecfield.VectorFieldModel`` and ``vecfield.Forecaster`` imported on first use: importing the
-    package itself loads no torch (so ``vecfield.cli`` can set OpenMP's wait policy before torch
-    loads, and ``import vecfield.evaluate`` stays free of torch), and the learner does not load
-    xarray, zarr and the graph code."""
+    package itself loads no torch (so ``vecfield.cli`` can set OpenMP's wait policy before
+    torch loads, and ``import vecfield.evaluate`` stays free of torch), and the learner does not
+    load xarray, zarr and the graph code."""
     if name == "VectorFieldModel":
         from vecfield.core.model import VectorFieldModel
 

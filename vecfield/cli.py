@@ -30,6 +30,7 @@ imports torch (``vecfield/__init__`` imports nothing heavy).
 """
 
 import argparse
+import logging
 import os
 import sys
 import traceback
@@ -48,7 +49,8 @@ USER_ERROR_TYPES: tuple[type[BaseException], ...] = (
 )
 #: the exit code of a user error (as argparse's for a bad command line)
 USER_ERROR_EXIT = 2
-_OWN_CODE = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "pipelines")
+_PACKAGE = Path(__file__).resolve().parent
+_OWN_CODE = (_PACKAGE, _PACKAGE.parent / "pipelines")  # vecfield/ and the scripts in pipelines/
 
 
 def positive_int(text: str) -> int:
@@ -109,10 +111,32 @@ def error_message(error: BaseException) -> str:
     return f"error: {error}"
 
 
+class _StdoutHandler(logging.Handler):
+    """Writes each record as a line to the ``sys.stdout`` of the moment (which callers may swap)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), flush=True)
+        except Exception:  # logging's contract: report through handleError, never raise
+            self.handleError(record)
+
+
+def show_library_messages() -> None:
+    """Print vecfield's INFO log records (notes on the scores, data-generation and wait messages) as
+    plain lines on stdout; idempotent."""
+    package = logging.getLogger("vecfield")
+    if not any(isinstance(handler, _StdoutHandler) for handler in package.handlers):
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package.addHandler(handler)
+    package.setLevel(logging.INFO)
+
+
 def run(main: Callable[[list[str]], Any], argv: list[str] | None = None) -> int:
     """Call ``main(argv)`` (default: the command line) and return the process exit code: 0, or
     :data:`USER_ERROR_EXIT` after printing a user error's one-line message (see the module docstring)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    show_library_messages()
     try:
         main(argv)
     except Exception as error:

@@ -73,8 +73,9 @@ def test_every_pipeline_has_threads_and_debug(name, capsys) -> None:
 
 
 def test_every_pipeline_sets_the_wait_policy_before_torch_loads() -> None:
-    """OpenMP reads OMP_WAIT_POLICY once, when torch loads it: each pipeline must import vecfield.cli
-    first. A meta-path hook stops each import at torch and records the variable then."""
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads it: each pipeline must import
+    vecfield.cli first. A meta-path hook stops each import at torch and records the
+    variable then."""
     probe = f"""
 import importlib, os, sys
 class Stop(Exception):

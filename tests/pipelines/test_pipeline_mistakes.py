@@ -144,8 +144,9 @@ def test_incomplete_forecast_store_is_refused_or_scored_on_its_finished_leads(ti
     err = _fails(evaluate, argv, capsys)
     assert "is incomplete: 2 of 4 leads were written" in err and "--completed-leads-only" in err
     assert not (tmp_path / "out" / "scorecard.md").exists()
-    written = evaluate([str(a) for a in argv] + ["--completed-leads-only"])
-    assert "only the first 2 of 4 leads were completed" in capsys.readouterr().out
+    code = cli.run(evaluate, [str(a) for a in argv] + ["--completed-leads-only", "--debug"])
+    assert code == 0 and "only the first 2 of 4 leads were completed" in capsys.readouterr().out
+    written = {"scorecard": tmp_path / "out" / "scorecard.md", "scores": tmp_path / "out" / "scores.json"}
     scorecard = written["scorecard"].read_text()
     header = scorecard.split("RMSE by lead")[0]  # the notes stand above the first table
     assert "**Note:** Incomplete forecast store: only the first 2 of 4 leads" in header

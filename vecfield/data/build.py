@@ -330,7 +330,7 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
         if recorded.get("config_hash") == digest:
             done = set(recorded["blocks_done"])
         else:  # e.g. dataset.nan_fill set after a build stopped at NaNs: its blocks do not apply
-            print(f"discarding the unfinished build in {temp}: it was made with another config", flush=True)
+            logger.info("discarding the unfinished build in %s: it was made with another config", temp)
             discard_partial(config)
     if not done:
         _initialize(temp, state, static, config, digest)

@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from tqdm.auto import tqdm
 
 from vecfield._version import __version__
 from vecfield.data.forcings import SOLAR_CONSTANT, instantaneous_solar_flux
@@ -52,6 +54,8 @@ from vecfield.data.shallow_water import (
     SphericalHarmonicTransform,
 )
 from vecfield.files import atomic_path
+
+logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "1"  # bump when the generated values change for the same config
 WB2_LATITUDES = np.linspace(-87.1875, 87.1875, 32)  # WeatherBench2 64×32 equiangular, no poles
@@ -299,13 +303,14 @@ def build_default_model(
     return model, geography, forcing
 
 
-def simulate_default_dataset(config: DefaultDatasetConfig | None = None) -> xr.Dataset:
+def simulate_default_dataset(config: DefaultDatasetConfig | None = None, progress: bool = True) -> xr.Dataset:
     """Run the model and return the dataset in memory (no caching); short ``years`` for tests.
 
     Returns an xr.Dataset with ``geopotential``, ``u_component_of_wind``, ``v_component_of_wind``
     of dims (time, level, latitude, longitude), level = ``levels_hpa`` (top layer, bottom layer),
     and static ``geopotential_at_surface``, ``land_sea_mask`` (latitude, longitude); float32 on the
-    64 × 32 grid. The run starts at rest ``spinup_days`` before ``start``.
+    64 × 32 grid. The run starts at rest ``spinup_days`` before ``start``. ``progress``: a tqdm bar
+    of the simulated days.
     """
     config = config or DefaultDatasetConfig()
     model, geography, forcing = build_default_model(config)
@@ -319,10 +324,16 @@ def simulate_default_dataset(config: DefaultDatasetConfig | None = None) -> xr.D
     saved = np.empty((n_outputs, 2, 3, config.truncation + 1, config.truncation + 1), dtype=np.complex128)
     initial = initial_state(model, config)
     states = itertools.chain([initial], forced_trajectory(model, forcing, initial, t0, total_steps))
+    steps_per_day = _SECONDS_PER_DAY / config.time_step_seconds
+    bar = tqdm(total=round(total_steps / steps_per_day), unit="day", desc="simulating the default atmosphere",
+               disable=not progress, mininterval=5.0)
     for step, state in enumerate(states):
+        if step and step % round(steps_per_day) == 0:
+            bar.update(1)
         offset = step - spinup_steps
         if offset >= 0 and offset % steps_per_output == 0:
             saved[offset // steps_per_output] = state
+    bar.close()
     output_grid = model.transform.at_latitudes(WB2_LATITUDES, WB2_NLON)
     return _to_dataset(config, model, geography, output_grid, saved, start)
 
@@ -436,6 +447,8 @@ def load_default_dataset(
             raise ValueError(
                 f"the cache folder {folder} is not writable; pass a writable cache_dir or set VECFIELD_CACHE"
             )
+        logger.info("generating the default dataset (first use only; cached in %s, set VECFIELD_CACHE to "
+                    "move it) …", folder)
         dataset = simulate_default_dataset(config)
         try:
             with atomic_path(store) as temporary:

@@ -27,6 +27,7 @@ channel and lead: crps, crps_spread, spread_skill_ratio, ensemble_mean_rmse, and
 
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from vecfield.forecast.ensemble import ENSEMBLE_DIM
 from vecfield.forecast.forecaster import COMPLETED, Forecaster
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 
+logger = logging.getLogger(__name__)
 MODEL = "vecfield"
 
 
@@ -226,7 +228,7 @@ def evaluate_forecast(
     bias = {name: _scored(ev.bias, system, truth, missing=missing).compute()
             for name, system in systems.items()}
     for note in notes:
-        print(f"note: {note}")
+        logger.info("note: %s", note)
     period = evaluation_period(inits, leads)
     climatology_period = [str(np.datetime_as_string(np.asarray(time, dtype="datetime64[ns]"), "m"))
                           for time in (train_start, train_end)]
