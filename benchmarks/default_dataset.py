@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from vecfield.data.default_dataset import (
+from vecfield.data.synthetic.default_dataset import (
     WB2_LATITUDES,
     WB2_NLON,
     DefaultDatasetConfig,

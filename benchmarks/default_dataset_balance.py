@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from vecfield.data.default_dataset import load_default_dataset
+from vecfield.data.synthetic.default_dataset import load_default_dataset
 from vecfield.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -94,7 +94,7 @@ def test_overrides_and_the_stored_config_round_trip(config_file) -> None:
 
 
 def test_default_source_kind_opens_the_embedded_dataset(monkeypatch, tmp_path) -> None:
-    import vecfield.data.default_dataset as default_dataset
+    import vecfield.data.synthetic.default_dataset as default_dataset
 
     seen = []
 

@@ -228,7 +228,7 @@ def _open_arco_era5(path: str) -> xr.Dataset:
 
 
 def _open_default(path: str) -> xr.Dataset:
-    from vecfield.data.default_dataset import load_default_dataset
+    from vecfield.data.synthetic.default_dataset import load_default_dataset
 
     return load_default_dataset(path or None)
 

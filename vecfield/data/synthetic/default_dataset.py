@@ -1,6 +1,6 @@
 """The embedded default dataset: a forced two-layer shallow-water "atmosphere" in the canonical layout.
 
-Two stacked fluid layers (:mod:`vecfield.data.shallow_water`, T21 on a 32 × 64 Gaussian grid) are
+Two stacked fluid layers (:mod:`vecfield.data.synthetic.shallow_water`, T21 on a 32 × 64 Gaussian grid) are
 integrated over real dates and sampled every 6 hours on WeatherBench2's 64 × 32 equiangular grid
 without poles (exact spectral synthesis at those latitudes). The top layer stands for the
 mid/upper troposphere, the bottom layer for the lower troposphere: the tilt of the interface
@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from vecfield._version import __version__
 from vecfield.data.forcings import SOLAR_CONSTANT, instantaneous_solar_flux
-from vecfield.data.shallow_water import (
+from vecfield.data.synthetic.shallow_water import (
     GRAVITY,
     VORTICITY,
     ShallowWaterModel,

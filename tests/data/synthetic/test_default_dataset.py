@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from vecfield.data import default_dataset as dd
-from vecfield.data.default_dataset import (
+from vecfield.data.forcings import add_forcings, instantaneous_solar_flux
+from vecfield.data.synthetic import default_dataset as dd
+from vecfield.data.synthetic.default_dataset import (
     WB2_LATITUDES,
     DefaultDatasetConfig,
     EquilibriumForcing,
@@ -17,8 +18,7 @@ from vecfield.data.default_dataset import (
     make_geography,
     simulate_default_dataset,
 )
-from vecfield.data.forcings import add_forcings, instantaneous_solar_flux
-from vecfield.data.shallow_water import SphericalHarmonicTransform
+from vecfield.data.synthetic.shallow_water import SphericalHarmonicTransform
 
 SHORT = DefaultDatasetConfig(years=4 / 365.25, spinup_days=2.0)  # 16 states after 2 days
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vecfield.data.shallow_water import (
+from vecfield.data.synthetic.shallow_water import (
     EARTH_RADIUS,
     EARTH_ROTATION,
     GRAVITY,
