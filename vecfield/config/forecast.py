@@ -20,7 +20,10 @@ from vecfield.train.config import TrainerConfig
 #: bump when the meaning of a stored forecaster checkpoint changes (layout of metadata, inputs)
 FORECAST_SCHEMA_VERSION = 1
 #: how the forecaster is trained and sampled (checkpoints without the key are deterministic)
-MODEL_METHODS: tuple[str, ...] = ("deterministic", "flow_matching", "edm")
+#: the forecaster's learner methods (presets of ``vecfield.core.model.METHODS``): the generative ones
+#: sample the 6-hour change from noise; "deterministic" is GraphCast's one Euler step
+GENERATIVE_METHODS: tuple[str, ...] = ("flow_matching", "edm")
+MODEL_METHODS: tuple[str, ...] = ("deterministic", *GENERATIVE_METHODS)
 
 
 @dataclass(frozen=True)

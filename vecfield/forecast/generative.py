@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vecfield.config.forecast import GENERATIVE_METHODS
 from vecfield.core.likelihood import gaussian_log_prob
 from vecfield.core.model import VectorFieldModel
 from vecfield.core.schedules import EDMSchedule
@@ -49,7 +50,6 @@ from vecfield.forecast.rollout import StepResult
 from vecfield.forecast.step import OneStepForecaster
 from vecfield.geo import relative_cell_areas
 
-GENERATIVE_METHODS: tuple[str, ...] = ("flow_matching", "edm")
 #: GenCast's noise levels (σ_data = 1 in normalized-residual units)
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.02, 88.0, 7.0
 
