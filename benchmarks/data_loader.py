@@ -141,7 +141,7 @@ def gnn_consumption(data: WindowedDataset, store: Path, steps: int) -> float:
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
 
     def update() -> None:
-        loss = module(batch["inputs"], batch["forcings"], batch["static"], batch["targets"])
+        loss = module(batch.inputs, batch.forcings, batch.static, batch.targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -195,8 +195,8 @@ def main() -> None:
         ("mesh GNN training consumption (quickstart model)", consumption, consumption / raw),
     ]
     print(
-        f"store: {times} states, 32×64 grid, sample inputs {tuple(sample['inputs'].shape)}, "
-        f"forcings {tuple(sample['forcings'].shape)}; built in {build_seconds:.1f} s"
+        f"store: {times} states, 32×64 grid, sample inputs {tuple(sample.inputs.shape)}, "
+        f"forcings {tuple(sample.forcings.shape)}; built in {build_seconds:.1f} s"
     )
     print(f"in-memory load of the whole split: {load_seconds:.2f} s, {held.memory_bytes / 2**20:.1f} MiB")
     print(f"{'reader':<52} {'samples/s':>10} {'vs raw':>8}")

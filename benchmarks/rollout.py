@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         for k in range(updates):
             items = [windows[int(i)] for i in order[k * batch_size : (k + 1) * batch_size]]
             batch = torch.utils.data.default_collate(items)
-            loss = module(batch["inputs"], batch["forcings"], batch["static"], batch["targets"])
+            loss = module(batch.inputs, batch.forcings, batch.static, batch.targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -21,26 +21,26 @@ def test_window_values_match_the_store(built):
     )
     assert len(data) == ds.sizes["time"] - 3
     sample = data[5]
-    assert sample["inputs"].shape == (2, H * W, 6) and sample["targets"].shape == (2, H * W, 6)
-    assert sample["forcings"].shape == (4, H * W, 5) and sample["static"].shape == (H * W, 2 + 3)
+    assert sample.inputs.shape == (2, H * W, 6) and sample.targets.shape == (2, H * W, 6)
+    assert sample.forcings.shape == (4, H * W, 5) and sample.static.shape == (H * W, 2 + 3)
     # target lead 2 of window 5 is time index 8; node = i_lat·W + i_lon
     i_lat, i_lon = 3, 7
     node = i_lat * W + i_lon
-    assert sample["targets"][1, node, 1] == ds["geopotential"].isel(
+    assert sample.targets[1, node, 1] == ds["geopotential"].isel(
         time=8, latitude=i_lat, longitude=i_lon
     ).sel(level=850)
-    assert sample["inputs"][0, node, 4] == ds["2m_temperature"].isel(time=5, latitude=i_lat, longitude=i_lon)
-    assert sample["forcings"][3, node, 0] == ds["toa_incident_solar_radiation"].isel(
+    assert sample.inputs[0, node, 4] == ds["2m_temperature"].isel(time=5, latitude=i_lat, longitude=i_lon)
+    assert sample.forcings[3, node, 0] == ds["toa_incident_solar_radiation"].isel(
         time=8, latitude=i_lat, longitude=i_lon
     )
-    assert sample["forcings"][2, node, 1] == ds["year_progress_sin"].isel(time=7)
-    assert sample["static"][node, 0] == ds["land_sea_mask"].isel(latitude=i_lat, longitude=i_lon)
-    assert sample["static"][node, 2] == pytest.approx(np.sin(np.deg2rad(ds["latitude"].values[i_lat])))
+    assert sample.forcings[2, node, 1] == ds["year_progress_sin"].isel(time=7)
+    assert sample.static[node, 0] == ds["land_sea_mask"].isel(latitude=i_lat, longitude=i_lon)
+    assert sample.static[node, 2] == pytest.approx(np.sin(np.deg2rad(ds["latitude"].values[i_lat])))
     # every forcing channel, including the recomputed progress features, equals the stored values
     stored = data.forcing_layout.stack(ds.isel(time=data.window_times(5)))
-    np.testing.assert_array_equal(sample["forcings"].numpy(), stored)
-    assert sample["time_index"] == 5
-    np.testing.assert_array_equal(sample["time"].numpy(), ds["time"].values[5:9].astype(np.int64))
+    np.testing.assert_array_equal(sample.forcings.numpy(), stored)
+    assert sample.time_index == 5
+    np.testing.assert_array_equal(sample.time.numpy(), ds["time"].values[5:9].astype(np.int64))
 
 
 def test_step_larger_than_the_dataset_step(built):
@@ -97,13 +97,13 @@ def test_dataloader_batches_with_workers(built):
     data = WindowedDataset(built, n_inputs=2, n_leads=1, split="train")
     loader = make_dataloader(data, batch_size=3, shuffle=True, num_workers=2, seed=0)
     batches = list(loader)
-    assert sum(b["inputs"].shape[0] for b in batches) == len(data)
-    assert batches[0]["inputs"].shape[1:] == data[0]["inputs"].shape
-    seen = sorted(int(i) for b in batches for i in b["time_index"])
+    assert sum(b.inputs.shape[0] for b in batches) == len(data)
+    assert batches[0].inputs.shape[1:] == data[0].inputs.shape
+    seen = sorted(int(i) for b in batches for i in b.time_index)
     assert seen == sorted(int(s) for s in data.starts)
-    single = {int(b["time_index"][0]): b["targets"][0] for b in make_dataloader(data, batch_size=1, seed=1)}
+    single = {int(b.time_index[0]): b.targets[0] for b in make_dataloader(data, batch_size=1, seed=1)}
     for b in batches:
-        for i, t in zip(b["time_index"], b["targets"], strict=True):
+        for i, t in zip(b.time_index, b.targets, strict=True):
             torch.testing.assert_close(single[int(i)], t, rtol=0, atol=0)
 
 
@@ -116,8 +116,8 @@ def test_in_memory_dataset_gives_the_same_samples_as_the_store(built):
     in_memory = WindowedDataset(xr.open_zarr(built).load(), n_inputs=2, n_leads=1, split="train")
     assert in_memory._arrays == {}
     for i in (0, len(from_store) - 1):
-        for key, value in from_store[i].items():
-            torch.testing.assert_close(in_memory[i][key], value, rtol=0, atol=0)
+        for key, value in from_store[i]._asdict().items():
+            torch.testing.assert_close(getattr(in_memory[i], key), value, rtol=0, atol=0)
 
 
 def test_worker_init_uses_dask_synchronous_scheduler_and_one_thread():

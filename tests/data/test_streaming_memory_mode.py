@@ -21,10 +21,9 @@ def test_in_memory_windows_equal_streamed_windows(built, split, n_leads, step_ho
     n = len(streamed)
     for index in sorted({0, 1, n // 2, n - 1, -1}):
         a, b = streamed[index], held[index]
-        assert a.keys() == b.keys()
-        for key in a:
-            assert a[key].dtype == b[key].dtype, key
-            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"window {index}, {key}")
+        for key, x, y in zip(a._fields, a, b, strict=True):
+            assert x.dtype == y.dtype, key
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=f"window {index}, {key}")
 
 
 def test_memory_estimate_is_the_size_of_the_held_block(built):
@@ -52,5 +51,5 @@ def test_a_dataloader_yields_the_same_batches_in_memory(built):
     streamed = make_dataloader(WindowedDataset(built, n_leads=2), batch_size=3, seed=4)
     held = make_dataloader(WindowedDataset(built, n_leads=2, in_memory=True), batch_size=3, seed=4)
     for a, b in zip(streamed, held, strict=True):
-        for key in a:
-            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)

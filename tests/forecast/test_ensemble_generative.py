@@ -30,8 +30,7 @@ N_LON = 64
 def world():
     ds = wave_dataset(days=4)
     spec, windows, _ = tiny_spec(ds)
-    batch = {k: torch.as_tensor(np.stack([windows[i][k] for i in range(3)])) for k in
-             ("inputs", "targets", "forcings", "static")}
+    batch = torch.utils.data.default_collate([windows[i] for i in range(3)])
     return spec, batch
 
 
@@ -77,8 +76,8 @@ def test_training_loss_is_the_weighted_loss_of_the_normalized_residual(world, me
     expected_weight = loss_weights(spec.latitude, spec.longitude.size, spec.state_layout.channels,
                                    TINY_MODEL.variable_weights)
     torch.testing.assert_close(module.loss_weight, expected_weight)
-    previous, current, target = batch["inputs"][:, 0], batch["inputs"][:, 1], batch["targets"][:, 0]
-    cond = module.condition(previous, current, batch["forcings"][:, :3], batch["static"])
+    previous, current, target = batch.inputs[:, 0], batch.inputs[:, 1], batch.targets[:, 0]
+    cond = module.condition(previous, current, batch.forcings[:, :3], batch.static)
     r = module.normalization.residual(target, current)
     t = torch.tensor([0.1, 0.5, 0.9])
     generator = torch.Generator().manual_seed(3)
@@ -125,12 +124,12 @@ def test_generative_model_with_zero_noise_reduces_to_the_deterministic_rollout(w
     zero_noise = GenerativeOneStepForecaster(field, spec.normalization, deterministic.loss_weight, noise)
     assert isinstance(deterministic, OneStepForecaster) and deterministic.field.method == "deterministic"
     with torch.no_grad():
-        expected = [r.state for r in autoregressive(deterministic, batch["inputs"], batch["forcings"],
-                                                    batch["static"], 2)]
+        expected = [r.state for r in autoregressive(deterministic, batch.inputs, batch.forcings,
+                                                    batch.static, 2)]
         for seed in (0, 1):
             torch.manual_seed(seed)
-            got = [r.state for r in autoregressive(zero_noise, batch["inputs"], batch["forcings"],
-                                                   batch["static"], 2)]
+            got = [r.state for r in autoregressive(zero_noise, batch.inputs, batch.forcings,
+                                                   batch.static, 2)]
             for a, b in zip(got, expected, strict=True):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
 
@@ -143,8 +142,8 @@ def test_noise_conditioning_survives_bf16_autocast_on_cpu(world):
     levels = torch.linspace(0, 1, 21)
     with torch.autocast("cpu", dtype=torch.bfloat16), module.sampling(2):
         embedding = module.field.net.time_embedding(levels).float()
-        state = module.step(batch["inputs"][:, 0], batch["inputs"][:, 1], batch["forcings"][:, :3],
-                            batch["static"]).state
+        state = module.step(batch.inputs[:, 0], batch.inputs[:, 1], batch.forcings[:, :3],
+                            batch.static).state
     assert embedding.dtype == torch.float32 and torch.isfinite(embedding).all()
     distances = torch.cdist(embedding, embedding) + torch.eye(21) * 1e9
     assert distances.min() > 1e-3  # every pair of noise levels is told apart
@@ -169,8 +168,8 @@ def test_log_score_of_a_translation_flow_is_the_shifted_sphere_gaussian(world):
     field = generative_field(Shift(), "flow_matching", noise, (512, 5), sampling_steps=4)
     weight = loss_weights(spec.latitude, spec.longitude.size, spec.state_layout.channels)
     module = GenerativeOneStepForecaster(field, spec.normalization, weight, noise).double()
-    inputs, forcings, static = batch["inputs"].double(), batch["forcings"][:, :3].double(), batch["static"]
-    target = batch["targets"][:, 0].double()
+    inputs, forcings, static = batch.inputs.double(), batch.forcings[:, :3].double(), batch.static
+    target = batch.targets[:, 0].double()
     score = module.log_score(inputs[:, 0], inputs[:, 1], forcings, static.double(), target, steps=4,
                              generator=torch.Generator().manual_seed(0))
     cond = module.condition(inputs[:, 0], inputs[:, 1], forcings, static.double())

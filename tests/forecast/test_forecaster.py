@@ -61,7 +61,7 @@ def test_loaded_forecaster_repeats_the_training_rollout(trained) -> None:
         states = [
             r.state
             for r in autoregressive(
-                forecaster.module, item["inputs"][None], item["forcings"][None], spec.static[None], 2
+                forecaster.module, item.inputs[None], item.forcings[None], spec.static[None], 2
             )
         ]
     init = ds["time"].values[windows.window_times(3)[1]]

@@ -28,9 +28,9 @@ def _stat(statistics, kind, name, level):
 def test_loss_is_latitude_level_variable_weighted_mse_of_normalized_residuals(world) -> None:
     ds, spec, _, statistics, module, batch = world
     module = module.double()
-    prev, cur = batch["inputs"][:, 0].double(), batch["inputs"][:, 1].double()
-    target = batch["targets"][:, 0].double()
-    forcings, static = batch["forcings"][:, :3].double(), batch["static"].double()
+    prev, cur = batch.inputs[:, 0].double(), batch.inputs[:, 1].double()
+    target = batch.targets[:, 0].double()
+    forcings, static = batch.forcings[:, :3].double(), batch.static.double()
     loss = module.step(prev, cur, forcings, static, target).loss
 
     # independent computation: statistics straight from xarray, weights from the closed forms
@@ -75,10 +75,10 @@ def test_prediction_is_one_forward_pass_and_equals_the_training_step(world) -> N
     calls = []
     handle = module.field.net.register_forward_hook(lambda *args: calls.append(1))
     try:
-        args = (batch["inputs"][:, 0], batch["inputs"][:, 1], batch["forcings"][:, :3], batch["static"])
+        args = (batch.inputs[:, 0], batch.inputs[:, 1], batch.forcings[:, :3], batch.static)
         predicted = module.step(*args).state
         assert len(calls) == 1
-        trained = module.step(*args, target=batch["targets"][:, 0])
+        trained = module.step(*args, target=batch.targets[:, 0])
         assert len(calls) == 2
     finally:
         handle.remove()
@@ -88,25 +88,25 @@ def test_prediction_is_one_forward_pass_and_equals_the_training_step(world) -> N
 def test_training_loss_backpropagates_through_the_rollout(world) -> None:
     _, _, _, _, module, batch = world
     steps = list(
-        autoregressive(module, batch["inputs"], batch["forcings"], batch["static"], 3, batch["targets"])
+        autoregressive(module, batch.inputs, batch.forcings, batch.static, 3, batch.targets)
     )
     module.zero_grad()
     steps[2].loss.backward()  # the third step's loss depends on the first two predictions
     first_layer = module.field.net.grid_embedding
     grads = [p.grad for p in first_layer.parameters() if p.grad is not None]
     assert grads and any(bool(g.abs().sum() > 0) for g in grads)
-    total = module(batch["inputs"], batch["forcings"], batch["static"], batch["targets"])
+    total = module(batch.inputs, batch.forcings, batch.static, batch.targets)
     torch.testing.assert_close(total, torch.stack([s.loss for s in steps]).mean())
 
 
 def test_normalization_round_trips_in_float64(world) -> None:
     _, spec, _, _, _, batch = world
     norm: Normalization = spec.normalization
-    state = batch["inputs"][:, 1].double()
+    state = batch.inputs[:, 1].double()
     torch.testing.assert_close(
         norm.denormalize_state(norm.normalize_state(state)), state, rtol=1e-12, atol=1e-9
     )
-    nxt = batch["targets"][:, 0].double()
+    nxt = batch.targets[:, 0].double()
     torch.testing.assert_close(
         norm.apply_residual(state, norm.residual(nxt, state)), nxt, rtol=1e-12, atol=1e-9
     )

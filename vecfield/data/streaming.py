@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -50,6 +50,23 @@ def available_memory_bytes() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+class Window(NamedTuple):
+    """One sample of :class:`WindowedDataset` (a DataLoader batch stacks a leading batch dim B on
+    every field; ``vecfield.train`` moves it to the device as it is).
+
+    inputs (n_inputs, nodes, C_state), targets (n_leads, nodes, C_state), forcings (n_inputs +
+    n_leads, nodes, C_forcing), static (nodes, C_static), time_index () the first window time's
+    index in the dataset, time (n_inputs + n_leads,) the window's times in ns since 1970.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    forcings: torch.Tensor
+    static: torch.Tensor
+    time_index: torch.Tensor
+    time: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -193,9 +210,9 @@ class WindowedDataset(torch.utils.data.Dataset):
     ``static_variables``, else every variable without a time dim; the structural features are
     always appended. step_hours: spacing of window states (default: the dataset's step).
     split: a split name stored with the dataset (``train``/``val``/``test``), a (start, end)
-    pair, or None. Each item is a dict of float32 tensors ``inputs``, ``targets``, ``forcings``,
-    ``static`` and int64 ``time_index`` (index of the first window time) and ``time`` (ns since
-    1970 of each window time). in_memory: True reads the split's block of times into RAM once
+    pair, or None. Each item is a :class:`Window`: float32 tensors ``inputs``, ``targets``,
+    ``forcings``, ``static`` and int64 ``time_index`` (index of the first window time) and ``time``
+    (ns since 1970 of each window time). in_memory: True reads the split's block of times into RAM once
     (windows are then slices), False streams every window from the store, ``"auto"`` loads when
     :attr:`memory_bytes` is below both ``MEMORY_BUDGET_BYTES`` and half the available memory
     (else streams, with a warning); :attr:`in_memory` says which was chosen.
@@ -374,7 +391,7 @@ class WindowedDataset(torch.utils.data.Dataset):
             raise IndexError(f"window {index} is out of range for {len(self)} windows")
         return self.starts[index] + self.stride * np.arange(self.n_inputs + self.n_leads)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> Window:
         indices = self.window_times(index)
         if self._block is not None:
             first, state_block, forcing_block = self._block
@@ -383,14 +400,14 @@ class WindowedDataset(torch.utils.data.Dataset):
         else:
             states = torch.from_numpy(self._read(self.state_layout, indices))
             forcings = torch.from_numpy(self._read(self.forcing_layout, indices))
-        return {
-            "inputs": states[: self.n_inputs],
-            "targets": states[self.n_inputs :],
-            "forcings": forcings,
-            "static": self.static,
-            "time_index": torch.tensor(int(indices[0])),
-            "time": torch.from_numpy(self._times[indices].astype("datetime64[ns]").astype(np.int64)),
-        }
+        return Window(
+            inputs=states[: self.n_inputs],
+            targets=states[self.n_inputs :],
+            forcings=forcings,
+            static=self.static,
+            time_index=torch.tensor(int(indices[0])),
+            time=torch.from_numpy(self._times[indices].astype("datetime64[ns]").astype(np.int64)),
+        )
 
 
 def _worker_init(worker_id: int) -> None:
@@ -409,8 +426,9 @@ def make_dataloader(
     prefetch_factor: int = 2,
     seed: int = 0,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader over ``dataset`` yielding dicts of (batch, ...) tensors; workers prefetch
-    ``prefetch_factor`` batches each and run dask synchronously. ``seed`` fixes the shuffle order."""
+    """A DataLoader over ``dataset`` yielding :class:`Window` batches of (batch, ...) tensors;
+    workers prefetch ``prefetch_factor`` batches each and run dask synchronously. ``seed`` fixes the
+    shuffle order."""
     generator = torch.Generator().manual_seed(seed)
     extra: dict[str, Any] = (
         {"prefetch_factor": prefetch_factor, "persistent_workers": True} if num_workers > 0 else {}

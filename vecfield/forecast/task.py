@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
+from vecfield.data.streaming import Window
 from vecfield.forecast.rollout import autoregressive
 from vecfield.forecast.step import OneStepForecaster
 
@@ -50,22 +51,22 @@ class ForecastTask:
             raise ValueError(f"the rollout curriculum must give ≥ 1 step, got {value}")
         self.rollout_steps = value
 
-    def loss(self, model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
+    def loss(self, model: nn.Module, batch: Window) -> Tensor:
         """Mean over the k unrolled steps of the weighted MSE of normalized residuals (a scalar)."""
         k = self.rollout_steps
-        if batch["targets"].shape[1] < k:
+        if batch.targets.shape[1] < k:
             raise ValueError(
                 f"the curriculum asks for {k} rollout steps but the data has "
-                f"{batch['targets'].shape[1]} leads; build the dataset with n_leads ≥ {k}"
+                f"{batch.targets.shape[1]} leads; build the dataset with n_leads ≥ {k}"
             )
-        return model(batch["inputs"], batch["forcings"][:, : 2 + k], batch["static"], batch["targets"][:, :k])
+        return model(batch.inputs, batch.forcings[:, : 2 + k], batch.static, batch.targets[:, :k])
 
-    def validate(self, model: OneStepForecaster, batch: Mapping[str, Tensor]) -> dict[str, float]:
+    def validate(self, model: OneStepForecaster, batch: Window) -> dict[str, float]:
         """Per channel and lead: the batch mean of the latitude-weighted spatial MSE (physical units)."""
-        targets = batch["targets"]
+        targets = batch.targets
         lat_weight = model.loss_weight[:, :1] / model.loss_weight[:, :1].mean()  # latitude part, mean 1
         metrics = {}
-        steps = autoregressive(model, batch["inputs"], batch["forcings"], batch["static"], targets.shape[1])
+        steps = autoregressive(model, batch.inputs, batch.forcings, batch.static, targets.shape[1])
         for j, result in enumerate(steps):
             error = (result.state.float() - targets[:, j].float()) ** 2  # (B, N, C)
             mse = (error * lat_weight.float()).mean(dim=(0, 1))  # (C,)
