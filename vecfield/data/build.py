@@ -364,6 +364,7 @@ def _build(config: DatasetConfig, output: Path, temp: Path, state: xr.Dataset, s
         record = {"config_hash": digest, "blocks_done": sorted(done)}
         write_text_atomic(_progress_file(temp), json.dumps(record))
     written = xr.open_zarr(temp, consolidated=False)
+    logger.info("computing the normalization statistics over the train split …")
     write_statistics(temp, compute_statistics(written, config.splits.train))
     provenance: dict[str, Any] = {
         "vecfield_config_hash": digest,
