@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vecfield.config.dataset import DatasetConfig
-from vecfield.config.typed import from_dict, load_config, read_yaml, to_dict
+from vecfield.config.typed import from_dict, load_config, read_config_file, to_dict
 from vecfield.train.config import TrainerConfig
 
 #: bump when the meaning of a stored forecaster checkpoint changes (layout of metadata, inputs)
@@ -152,11 +152,7 @@ def load_forecast_config(path: str | Path, overrides: Sequence[str] = ()) -> For
 
     The ``rollout:`` section may be omitted (defaults); the others are required.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
-    data = read_yaml(path.read_text(), f"config file {path}") or {}
-    present = set(data) if isinstance(data, dict) else set()
+    present = set(read_config_file(path))
     wanted = "rollout" in present or any(o.startswith("rollout.") for o in overrides)
     sections = {name: cls for name, cls in SECTIONS.items() if name != "rollout" or wanted}
     return ForecastConfig(**load_config(path, sections, overrides))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vecfield.config.typed import apply_overrides, from_dict, read_yaml, to_dict
+from vecfield.config.typed import apply_overrides, from_dict, read_config_file, to_dict
 from vecfield.train.config import TrainerConfig
 
 #: bump when the meaning of a stored image-generator checkpoint changes
@@ -149,11 +149,7 @@ def image_config_from_dict(data: Mapping[str, Any], where: str = "") -> ImageCon
 def load_image_config(path: str | Path, overrides: Sequence[str] = ()) -> ImageConfig:
     """The experiment in the YAML file ``path`` with ``section.key=value`` overrides applied."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
-    data = read_yaml(path.read_text(), f"config file {path}") or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    data = read_config_file(path)
     try:
         return image_config_from_dict(apply_overrides(data, overrides))
     except (TypeError, ValueError) as error:

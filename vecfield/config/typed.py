@@ -45,12 +45,24 @@ def read_yaml(text: str, where: str) -> Any:
     Safe (no Python tags run) and without implicit dates; a syntax error is a ValueError that gives
     the line and column of the problem."""
     try:
-        return yaml.load(text, Loader=_ConfigLoader)
+        return yaml.load(text, Loader=_ConfigLoader)  # a yaml.SafeLoader: no Python tags run
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ValueError(f"{where} is not valid YAML{place}: {problem}; fix the syntax there") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of the YAML config file ``path`` (an empty file gives {}); ValueError when the
+    file is missing, is not YAML or is not a mapping of sections."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
+    data = read_yaml(path.read_text(), f"config file {path}") or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
 
 
 def _suggest(name: str, valid: Sequence[str]) -> str:
@@ -183,11 +195,7 @@ def load_config(
     a requested section missing from the file is an error. Returns section name → instance.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist; presets live in configs/*.yaml")
-    data = read_yaml(path.read_text(), f"config file {path}") or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    data = read_config_file(path)
     known = set(data) | set(sections)
     strays = [o for o in overrides if o.partition("=")[0].split(".")[0].strip() not in known]
     if strays:
