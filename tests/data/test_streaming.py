@@ -5,7 +5,8 @@ import pytest
 import torch
 import xarray as xr
 
-from vecfield.data.streaming import ChannelLayout, WindowedDataset, make_dataloader
+from vecfield.data.channels import ChannelLayout
+from vecfield.data.streaming import WindowedDataset, make_dataloader
 
 
 def test_window_values_match_the_store(built):
