@@ -80,3 +80,31 @@ class MemberStepper:
 
         z = draw_normal()
         return StepResult(self.module.step_from_noise(previous, current, forcings, static, z, draw_normal))
+
+
+class EnsemblePlan:
+    """The rows of an ensemble rollout: their (initialization, member) keys and the noise seed; it
+    hands each network batch of rows its :class:`MemberStepper` (``first_lead``: the lead that the
+    rollout's first step makes, > 1 when a stored rollout is resumed)."""
+
+    def __init__(self, inits: np.ndarray, members: int, seed: int, first_lead: int = 1) -> None:
+        self.keys, self.seed, self.first_lead = member_keys(inits, members), seed, first_lead
+
+    def stepper(self, module: GenerativeOneStepForecaster, part: slice, done: int) -> MemberStepper:
+        """The stepper of rows ``part`` whose first step makes lead ``first_lead − 1 + done``."""
+        return MemberStepper(module, self.keys[part], self.seed, self.first_lead - 1 + done)
+
+
+def plan_rows(module: torch.nn.Module, states: Tensor, inits: np.ndarray, batch_size: int, members: int,
+              member_chunk: int | None, seed: int) -> tuple[Tensor, np.ndarray, int, EnsemblePlan | None]:
+    """The rows of a rollout from (B, 2, N, C) initial states: the (rows, 2, N, C) states, each
+    row's current time, the rows per network batch and the ensemble plan (None for a deterministic
+    forecaster, whose rows are the initializations). A generative forecaster's rows are the
+    (initialization, member) pairs, i·M + m, ``member_chunk`` (default batch_size × M) at a time."""
+    if member_chunk is not None and member_chunk < 1:
+        raise ValueError(f"member_chunk must be ≥ 1 or None, got {member_chunk}")
+    if not isinstance(module, GenerativeOneStepForecaster):
+        return states, inits, batch_size, None
+    rows = member_chunk if member_chunk is not None else batch_size * members
+    return (states.repeat_interleave(members, dim=0), np.repeat(inits, members), rows,
+            EnsemblePlan(inits, members, seed))

@@ -30,21 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-import zarr
 
 from vecfield._version import __version__
-from vecfield.data.catalogue import cf_attributes
 from vecfield.data.checks import check_physical_units
 from vecfield.data.forcings import compute_forcings
 from vecfield.files import file_sha256
 from vecfield.forecast.build import ForecasterSpec
-from vecfield.forecast.ensemble import ENSEMBLE_DIM, MemberStepper, member_keys
+from vecfield.forecast.ensemble import EnsemblePlan, plan_rows
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.rollout import Stepper, autoregressive
 from vecfield.forecast.step import OneStepForecaster
+from vecfield.forecast.store import ForecastStore, forecast_dataset, forecast_template
 from vecfield.train.checkpoint import load_checkpoint, preferred_weights
 
-COMPLETED = "completed_leads"
 #: coordinates closer than this to the forecaster's grid are the same point (float noise)
 GRID_NOISE_DEGREES = 1e-6
 
@@ -161,7 +159,7 @@ class Forecaster:
         current_times: np.ndarray,
         steps: int,
         batch_size: int,
-        ensemble: "_Ensemble | None" = None,
+        ensemble: EnsemblePlan | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield the next ``steps`` states (B, N, C) of all rows, one lead at a time; with ``ensemble``
         the rows are its (initialization, member) pairs, each part stepped by its own MemberStepper."""
@@ -175,7 +173,10 @@ class Forecaster:
             for start in range(0, len(current_times), batch_size):
                 part = slice(start, start + batch_size)
                 inputs = torch.stack([previous[part], current[part]], dim=1).to(device)
-                stepper = self.module if ensemble is None else ensemble.stepper(self.module, part, done + 1)
+                stepper: Stepper = self.module
+                if ensemble is not None:
+                    assert isinstance(self.module, GenerativeOneStepForecaster)  # plan_rows made the plan
+                    stepper = ensemble.stepper(self.module, part, done + 1)
                 batches.append(autoregressive(stepper, inputs, forcings[part].to(device), static, chunk))
             for _ in range(chunk):
                 state = torch.cat([next(batch).state.cpu() for batch in batches])
@@ -183,23 +184,11 @@ class Forecaster:
                 yield state
             done += chunk
 
-    def _forecast_dataset(self, states: torch.Tensor, inits: np.ndarray, first_lead: int) -> xr.Dataset:
-        """Leads ``first_lead`` … (1-based) as one dataset (time, prediction_timedelta, [realization,]
-        [level,] latitude, longitude) from states (R, leads, N, C): a single unstacking for all leads.
-        An ensemble's M > 1 rows per initialization, i·M + m, become the ``realization`` dim."""
-        layout, lat, lon = self.spec.state_layout, self.spec.latitude, self.spec.longitude
-        leads = (first_lead + np.arange(states.shape[1])) * self.step
-        members = states.shape[0] // len(inits)
-        if members == 1:
-            return layout.unstack(states, lat, lon, {"time": inits, "prediction_timedelta": leads})
-        grouped = states.reshape(len(inits), members, *states.shape[1:]).transpose(1, 2)
-        dims = {"time": inits, "prediction_timedelta": leads, ENSEMBLE_DIM: np.arange(members)}
-        return layout.unstack(grouped, lat, lon, dims)
-
     def _lead_dataset(self, state: torch.Tensor, inits: np.ndarray, lead: int) -> xr.Dataset:
-        """One lead (1-based) as a dataset (time, prediction_timedelta=1, [realization,] [level,]
-        latitude, longitude)."""
-        return self._forecast_dataset(state[:, None], inits, lead)
+        """One lead (1-based) of rows (R, N, C) as a forecast dataset with one prediction_timedelta."""
+        spec = self.spec
+        return forecast_dataset(spec.state_layout, spec.latitude, spec.longitude, state[:, None], inits,
+                                np.array([lead]) * self.step)
 
     def _attrs(self, steps: int, seed: int) -> dict[str, Any]:
         return {
@@ -252,29 +241,14 @@ class Forecaster:
             )
         return inits
 
-    def _rows(
-        self, states: torch.Tensor, inits: np.ndarray, batch_size: int, members: int,
-        member_chunk: int | None, seed: int,
-    ) -> tuple[torch.Tensor, np.ndarray, int, "_Ensemble | None"]:
-        """The (rows, 2, N, C) initial states, each row's current time, the rows per network batch and
-        the ensemble (None for a deterministic forecaster, whose rows are the initializations)."""
-        if member_chunk is not None and member_chunk < 1:
-            raise ValueError(f"member_chunk must be ≥ 1 or None, got {member_chunk}")
-        if members == 1 and not isinstance(self.module, GenerativeOneStepForecaster):
-            return states, inits, batch_size, None
-        ensemble = _Ensemble(member_keys(inits, members), seed)
-        rows = member_chunk if member_chunk is not None else batch_size * members
-        return states.repeat_interleave(members, dim=0), np.repeat(inits, members), rows, ensemble
-
     def _lead_states(
         self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None, batch_size: int,
         members: int, member_chunk: int | None, seed: int,
     ) -> tuple[np.ndarray, Iterator[torch.Tensor]]:
         """The initialization times and an iterator over the (rows, N, C) state of each lead."""
         inits = self._prepare(initial, init_times, steps, batch_size, members)
-        states, times, rows, ensemble = self._rows(
-            self._states(initial, inits), inits, batch_size, members, member_chunk, seed
-        )
+        states, times, rows, ensemble = plan_rows(self.module, self._states(initial, inits), inits,
+                                                  batch_size, members, member_chunk, seed)
         return inits, self._leads(states[:, 0], states[:, 1], times, steps, rows, ensemble)
 
     def rollout_chunks(
@@ -298,7 +272,10 @@ class Forecaster:
         predecessor is present), ``steps`` leads, in WeatherBench2's forecast layout; ``members`` > 1
         (generative forecasters) adds the ensemble dim ``realization``."""
         inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed)
-        forecast = self._forecast_dataset(torch.stack(list(leads), dim=1), inits, 1)  # xarray assembled once
+        spec = self.spec
+        lead_times = np.arange(1, steps + 1) * self.step
+        forecast = forecast_dataset(spec.state_layout, spec.latitude, spec.longitude,  # assembled once
+                                    torch.stack(list(leads), dim=1), inits, lead_times)
         forecast.attrs.update(self._attrs(steps, seed))
         return forecast
 
@@ -317,87 +294,27 @@ class Forecaster:
         continues after the last finished lead (same initial data, times and batch size) and
         gives identical values. ``members`` > 1 streams an ensemble (see :meth:`rollout_chunks`).
         Returns the path."""
-        path = Path(path)
         inits = self._prepare(initial, init_times, steps, batch_size, members)
         states = self._states(initial, inits)  # checks the values (NaNs) before any store is created
-        done = 0
-        if path.exists():
-            existing = xr.open_zarr(path)
-            same = (
-                existing.sizes.get("prediction_timedelta") == steps
-                and existing.sizes.get(ENSEMBLE_DIM, 1) == members
-                and np.array_equal(existing["time"].values, inits)
-                and all(existing.attrs.get(k) == v for k, v in self._sampler_attrs(seed).items())
-            )
-            if not same:
-                raise ValueError(
-                    f"{path} holds another forecast (different initializations, steps, members, "
-                    "sampler or noise seed); "
-                    "choose a new output path or delete it"
-                )
-            done = int(existing.attrs.get(COMPLETED, 0))
-        if done == 0:
-            self._template(inits, steps, members, seed).to_zarr(path, mode="w", compute=False, zarr_format=2)
+        spec = self.spec
+        store = ForecastStore(path, spec.state_layout)
+        template = forecast_template(spec.state_layout, spec.latitude, spec.longitude, inits,
+                                     np.arange(1, steps + 1) * self.step, members, self._attrs(steps, seed))
+        done = store.completed(template, self._sampler_attrs(seed))
         if done == steps:
-            return path
-        states, times, rows, ensemble = self._rows(states, inits, batch_size, members, member_chunk, seed)
+            return store.path
+        states, times, rows, ensemble = plan_rows(self.module, states, inits, batch_size, members,
+                                                  member_chunk, seed)
         previous, current = states[:, 0], states[:, 1]
         if done >= 1:  # continue from the stored leads (float32, exactly what the network produced)
-            current = self._stored_state(path, done - 1)
-            previous = self._stored_state(path, done - 2) if done >= 2 else states[:, 1]
+            current = store.state(done - 1)
+            previous = store.state(done - 2) if done >= 2 else states[:, 1]
         if ensemble is not None:
             ensemble.first_lead = done + 1
-        group = zarr.open_group(str(path), mode="r+")
-        current_times = times + done * self.step
-        for lead, state in enumerate(
-            self._leads(previous, current, current_times, steps - done, rows, ensemble), done + 1
-        ):
-            lead_ds = self._lead_dataset(state, inits, lead).drop_vars(
-                ["time", "latitude", "longitude", "level", ENSEMBLE_DIM], errors="ignore"
-            )
-            lead_ds.drop_vars("prediction_timedelta").to_zarr(
-                path, region={"prediction_timedelta": slice(lead - 1, lead)}, zarr_format=2
-            )
-            group.attrs[COMPLETED] = lead
-        return path
-
-    def _stored_state(self, path: Path, index: int) -> torch.Tensor:
-        """(B, N, C) state of the stored lead ``index`` (0-based); ensemble rows i·M + m."""
-        lead = xr.open_zarr(path).isel(prediction_timedelta=index)
-        if ENSEMBLE_DIM not in lead.dims:
-            return torch.from_numpy(self.spec.state_layout.stack(lead))
-        per_member = [self.spec.state_layout.stack(lead.isel({ENSEMBLE_DIM: m}))
-                      for m in range(lead.sizes[ENSEMBLE_DIM])]
-        stacked = np.stack(per_member, axis=1)  # (B, M, N, C)
-        return torch.from_numpy(stacked.reshape(-1, *stacked.shape[2:]))
-
-    def _template(self, inits: np.ndarray, steps: int, members: int, seed: int) -> xr.Dataset:
-        """The lazy (dask) layout of the full forecast, written before any lead."""
-        import dask.array
-
-        leads = np.arange(1, steps + 1) * self.step
-        ensemble = (ENSEMBLE_DIM,) if members > 1 else ()
-        outer = (len(inits), steps, *((members,) if members > 1 else ()))
-        grid = (self.spec.latitude.size, self.spec.longitude.size)
-        data = {}
-        for name in self.spec.state_layout.variables:
-            levels = [lv for n, lv in self.spec.state_layout.channels if n == name and lv is not None]
-            level_dim, level_size = (("level",), (len(levels),)) if levels else ((), ())
-            dims = ("time", "prediction_timedelta", *ensemble, *level_dim, "latitude", "longitude")
-            full = (*outer, *level_size, *grid)
-            chunks = (outer[0], 1, *outer[2:], *level_size, *grid)
-            data[name] = (dims, dask.array.zeros(full, chunks=chunks, dtype=np.float32))
-        levels = sorted({lv for _, lv in self.spec.state_layout.channels if lv is not None})
-        coords = {
-            "time": inits,
-            "prediction_timedelta": leads,
-            "latitude": self.spec.latitude,
-            "longitude": self.spec.longitude,
-            **({"level": levels} if levels else {}),
-            **({ENSEMBLE_DIM: np.arange(members)} if members > 1 else {}),
-        }
-        template = xr.Dataset(data, coords=coords, attrs={**self._attrs(steps, seed), COMPLETED: 0})
-        return cf_attributes(template)
+        leads = self._leads(previous, current, times + done * self.step, steps - done, rows, ensemble)
+        for lead, state in enumerate(leads, done + 1):
+            store.write_lead(self._lead_dataset(state, inits, lead), lead)
+        return store.path
 
     def first_lead_log_score(self, initial: xr.Dataset, truth: xr.Dataset, init_times: np.ndarray,
                              steps: int = 8, probes: int = 1, seed: int = 0) -> torch.Tensor:
@@ -440,15 +357,3 @@ def _check_coordinate(name: str, given: np.ndarray, expected: np.ndarray) -> Non
             f"{given.size} differ by more than float noise, {GRID_NOISE_DEGREES:g}°); regrid it to the "
             "forecaster's grid"
         )
-
-
-class _Ensemble:
-    """The (initialization, member) keys of an ensemble rollout's rows and its noise seed; hands each
-    network batch its MemberStepper (``first_lead``: the lead of the rollout's first step)."""
-
-    def __init__(self, keys: list[tuple[int, int]], seed: int, first_lead: int = 1) -> None:
-        self.keys, self.seed, self.first_lead = keys, seed, first_lead
-
-    def stepper(self, module: Any, part: slice, done: int) -> Stepper:
-        """The stepper of rows ``part`` whose first step makes lead ``first_lead − 1 + done``."""
-        return MemberStepper(module, self.keys[part], self.seed, self.first_lead - 1 + done)

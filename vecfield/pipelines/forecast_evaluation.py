@@ -51,8 +51,9 @@ from vecfield.evaluate.plots import (
 from vecfield.evaluate.scorecard import evaluation_period, format_lead, scorecard_markdown, write_scorecard
 from vecfield.files import write_text_atomic
 from vecfield.forecast.ensemble import ENSEMBLE_DIM
-from vecfield.forecast.forecaster import COMPLETED, Forecaster
+from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.generative import GenerativeOneStepForecaster
+from vecfield.forecast.store import COMPLETED
 
 logger = logging.getLogger(__name__)
 MODEL = "vecfield"
