@@ -1,5 +1,13 @@
 """The shared vector-field learner: tensors only (no xarray, no graphs)."""
 
+from vecfield.core.ais import (
+    AISResult,
+    annealed_importance_sampling,
+    effective_sample_size,
+    gaussian_energy,
+    geometric_path,
+    time_path,
+)
 from vecfield.core.couplings import (
     Coupling,
     IndependentCoupling,
@@ -7,8 +15,21 @@ from vecfield.core.couplings import (
     ZeroCoupling,
     standard_normal,
 )
+from vecfield.core.energy import (
+    HEADS,
+    EnergyField,
+    EnergyHead,
+    classify,
+    compose,
+    conditioned,
+    energy_model,
+    log_partition,
+    sample_mcmc,
+)
 from vecfield.core.field import GuidableVectorField, VectorField
 from vecfield.core.likelihood import bits_per_dim, gaussian_log_prob, ode_log_prob
+from vecfield.core.mcmc import SAMPLERS as MCMC_SAMPLERS
+from vecfield.core.mcmc import AnnealedResult, MCMCResult, annealed_mcmc, mcmc_step, run_mcmc
 from vecfield.core.model import METHODS, OPTIONS, VectorFieldModel, network_calls
 from vecfield.core.objective import (
     DiscreteStepTime,
@@ -42,12 +63,64 @@ from vecfield.core.solvers import (
 from vecfield.core.targets import TARGETS, convert
 
 __all__ = [
-    "METHODS", "OPTIONS", "SOLVERS", "TARGETS", "Churn", "CondOTSchedule", "CosineSchedule",
-    "Coupling", "DDPMSchedule",
-    "DiscreteStepTime", "EDMSchedule", "EDMWeighting", "FixedTime", "GaussianPath", "GuidableVectorField",
-    "IndependentCoupling", "LogNormalSigmaTime", "LogitNormalTime", "MinibatchOTCoupling", "Objective",
-    "PathCoefficients", "Schedule", "UniformTime", "VPSchedule", "VectorField", "VectorFieldModel",
-    "ZeroCoupling", "bits_per_dim", "check_time_grid", "convert", "gaussian_log_prob", "network_calls",
-    "ode_log_prob", "solve_diffusion", "solve_dopri5", "solve_ode", "solve_stochastic_heun",
-    "standard_normal", "time_grid",
+    "HEADS",
+    "MCMC_SAMPLERS",
+    "METHODS",
+    "OPTIONS",
+    "SOLVERS",
+    "TARGETS",
+    "AISResult",
+    "AnnealedResult",
+    "Churn",
+    "CondOTSchedule",
+    "CosineSchedule",
+    "Coupling",
+    "DDPMSchedule",
+    "DiscreteStepTime",
+    "EDMSchedule",
+    "EDMWeighting",
+    "EnergyField",
+    "EnergyHead",
+    "FixedTime",
+    "GaussianPath",
+    "GuidableVectorField",
+    "IndependentCoupling",
+    "LogNormalSigmaTime",
+    "LogitNormalTime",
+    "MCMCResult",
+    "MinibatchOTCoupling",
+    "Objective",
+    "PathCoefficients",
+    "Schedule",
+    "UniformTime",
+    "VPSchedule",
+    "VectorField",
+    "VectorFieldModel",
+    "ZeroCoupling",
+    "annealed_importance_sampling",
+    "annealed_mcmc",
+    "bits_per_dim",
+    "check_time_grid",
+    "classify",
+    "compose",
+    "conditioned",
+    "convert",
+    "effective_sample_size",
+    "energy_model",
+    "gaussian_energy",
+    "gaussian_log_prob",
+    "geometric_path",
+    "log_partition",
+    "mcmc_step",
+    "network_calls",
+    "ode_log_prob",
+    "run_mcmc",
+    "sample_mcmc",
+    "solve_diffusion",
+    "solve_dopri5",
+    "solve_ode",
+    "solve_stochastic_heun",
+    "standard_normal",
+    "time_grid",
+    "time_path",
 ]

@@ -32,6 +32,7 @@ from vecfield.core.objective import (
     Objective,
     TimeSampler,
     UniformTime,
+    noise_variance_weighting,
     uniform_weighting,
 )
 from vecfield.core.schedules import DDPMSchedule, GaussianPath, PathCoefficients, Schedule, get_schedule
@@ -57,7 +58,7 @@ class Options:
 
     schedule: name or Schedule          target: velocity | epsilon | x1 | score
     time_sampler: uniform | logit_normal | lognormal_sigma | ddpm_steps | fixed, or a TimeSampler
-    weighting: uniform | edm            coupling: independent | ot | zero, or a Coupling
+    weighting: uniform | edm | sigma_squared (λ = σ_t²)      coupling: independent | ot | zero, or a Coupling
     noise: source sampler (shape, generator, dtype, device) -> Tensor (default i.i.d. N(0, 1))
     precondition: EDM's c_skip/c_out/c_in around the network (target x1)   sigma_data: EDM's σ_d
     cond_dropout: probability of the null condition at training (classifier-free guidance)
@@ -100,7 +101,7 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 OPTIONS: tuple[str, ...] = tuple(Options.__dataclass_fields__)
 TIME_SAMPLERS: tuple[str, ...] = ("uniform", "logit_normal", "lognormal_sigma", "ddpm_steps", "fixed")
-WEIGHTINGS: tuple[str, ...] = ("uniform", "edm")
+WEIGHTINGS: tuple[str, ...] = ("uniform", "edm", "sigma_squared")
 EDGE = 1e-3  # how far t_start / t_end move inwards from a singular endpoint
 
 
@@ -160,7 +161,8 @@ class VectorFieldModel(nn.Module):
         self.schedule = get_schedule(o.schedule)
         self.path = GaussianPath(self.schedule)
         self.coupling = get_coupling(o.coupling, o.noise)
-        weighting = EDMWeighting(o.sigma_data) if o.weighting == "edm" else uniform_weighting
+        weighting = {"uniform": uniform_weighting, "edm": EDMWeighting(o.sigma_data),
+                     "sigma_squared": noise_variance_weighting}[o.weighting]
         sampler = _time_sampler(o.time_sampler, self.schedule)
         self.objective = Objective(self.path, o.target, sampler, weighting)
         self.t_start, self.t_end = self._interval()

@@ -8,6 +8,7 @@ sampler for t, a per-time weighting λ(t) and an optional per-element weight w b
   - flow matching (seed eq. 15.15): CondOT schedule, velocity target, uniform t, λ = 1;
   - the ε-prediction loss (seed eq. 15.10): DDPM table, ε target, discrete uniform steps, λ = 1;
   - EDM: VE schedule, x₁ target with preconditioning, log-normal σ, λ = 1/c_out²;
+  - denoising score matching (energy models): score target, λ = σ_t² (the ε loss in score space);
   - the deterministic forecaster: zero (or current-state) source, fixed t = 0, velocity target,
     λ = 1, so L = mean(w ⊙ (f_θ(x₀, 0, c) − (x₁ − x₀))²), a weighted MSE of the residual.
 """
@@ -122,6 +123,11 @@ class FixedTime(TimeSampler):
 def uniform_weighting(c: PathCoefficients) -> Tensor:
     """λ(t) = 1."""
     return torch.ones_like(c.alpha)
+
+
+def noise_variance_weighting(c: PathCoefficients) -> Tensor:
+    """λ(t) = σ_t²: turns the score loss ‖s − (−x₀/σ_t)‖² into ‖σ_t·s + x₀‖² (Song & Ermon 2019)."""
+    return c.sigma**2
 
 
 @dataclass(frozen=True)
