@@ -256,3 +256,26 @@ def conditioned(model: VectorFieldModel, cond: Any = None) -> EnergyFn:
         return field.energy(x, t, c)
 
     return energy
+
+
+def classification_loss(model: VectorFieldModel, x1: Tensor, labels: Tensor, num_classes: int,
+                        generator: torch.Generator | None = None) -> Tensor:
+    """JEM's classifier term on the path: cross-entropy of p(h | x_t) = softmax_h(−E(x_t, t, h)).
+
+    x1: data (B, …) with labels (B,) in [0, K); t from the model's time sampler and
+    x_t = α_t·x₁ + σ_t·x₀ as in the score-matching loss. Costs K energy evaluations per example.
+    Score matching fixes E only up to a constant per (t, h); this term ties the constants together
+    so that ``classify`` returns calibrated p(h | x).
+    """
+    field = field_energy(model)
+    if labels.shape != (x1.shape[0],) or labels.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"labels must be integers of shape ({x1.shape[0]},), got {labels.dtype} "
+                         f"{tuple(labels.shape)}")
+    batch = x1.shape[0]
+    t = model.objective.time_sampler(batch, generator, x1.dtype, x1.device)
+    c = model.schedule.coefficients(t).expand_as(x1)
+    x_t = c.alpha * x1 + c.sigma * model.coupling.pair(x1, generator)
+    classes = torch.arange(num_classes, device=x1.device)
+    energies = field.energy(x_t.repeat_interleave(num_classes, 0), t.repeat_interleave(num_classes),
+                            classes.repeat(batch))
+    return nn.functional.cross_entropy(-energies.reshape(batch, num_classes), labels)
