@@ -92,3 +92,13 @@ def test_classification_loss_is_the_cross_entropy_of_minus_energies_at_noisy_poi
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(-energies, labels))
     with pytest.raises(ValueError, match="labels must be integers"):
         classification_loss(model, x1, labels.double(), 2)
+
+
+def test_tiny_mnist_run_reads_the_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "mnist"
+    report = pipeline().main(["--config", str(ROOT / "configs" / "energy_mnist.yaml"), "train.max_steps=1",
+                              "train.warmup_steps=1", f"train.run_dir={run}", "train.progress_bar=false",
+                              "train.batch_size=8", "unet.channels=8", "sample.per_class=1", "sample.steps=1",
+                              "sample.guidance=[1]", "data.train_range=[0, 64]",
+                              "data.val_range=[8000, 8020]"])
+    assert report["held_out_images"] == 20 and (run / "samples" / "mcmc.png").is_file()
