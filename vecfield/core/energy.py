@@ -33,7 +33,8 @@ from torch import Tensor, nn
 from vecfield.core.ais import AISResult, annealed_importance_sampling, gaussian_energy, time_path
 from vecfield.core.mcmc import AnnealedResult, annealed_mcmc
 from vecfield.core.model import VectorFieldModel
-from vecfield.core.schedules import Schedule, get_schedule
+from vecfield.core.schedules import PathCoefficients, Schedule, get_schedule
+from vecfield.core.targets import endpoints
 
 HEADS: tuple[str, ...] = ("l2", "dot")
 #: An energy over flow time: (x (B, …), t (B,)) -> (B,).
@@ -185,15 +186,18 @@ def _step_sizes(model: VectorFieldModel, times: Tensor, step_size: float, data_s
 def sample_mcmc(model: VectorFieldModel, n_or_x0: int | Tensor, cond: Any = None, sampler: str = "mala",
                 step_size: float = 0.05, levels: int = 50, steps_per_level: int = 1, data_scale: float = 1.0,
                 energy: EnergyFn | None = None, generator: torch.Generator | None = None,
-                leapfrog_steps: int = 3) -> AnnealedResult:
+                leapfrog_steps: int = 3, transport: bool = True) -> AnnealedResult:
     """Annealed MCMC with the energy itself from the source (t_start) to the data end (t_end).
 
     At each of the ``levels`` + 1 flow times t_k of a uniform grid the chains take ``steps_per_level``
     transitions of ``sampler`` on E(·, t_k, cond) with step η_k = step_size·v_k, v_k = α²_{t_k}·s² + σ²_{t_k}
-    the variance of the path's marginal for data of scale s = ``data_scale``. ``energy``
-    replaces the model's own (x, t) -> (B,) energy, e.g. a composition (``compose``).
+    the variance of the path's marginal for data of scale s = ``data_scale``. With ``transport`` the
+    chains first move from t_{k−1} to t_k by the deterministic DDIM step of the energy's own score
+    s = −∇ₓE: (x̂₁, x̂₀) from (x, s) (``targets.endpoints``), x ← α_k·x̂₁ + σ_k·x̂₀ (Du et al. 2023's
+    reverse step with MCMC correction); without it only the MCMC moves them. ``energy`` replaces the
+    model's own (x, t) -> (B,) energy, e.g. a composition (``compose``).
     n_or_x0: a number of chains (drawn from N(0, σ²_{t_start} I)) or the starting states (B, …).
-    Returns the final states and the acceptance rate per level.
+    Returns the final states, the acceptance rate per level and the number of gradient evaluations.
     """
     energy = energy if energy is not None else conditioned(model, cond)
     if isinstance(n_or_x0, int):
@@ -205,8 +209,17 @@ def sample_mcmc(model: VectorFieldModel, n_or_x0: int | Tensor, cond: Any = None
         x = n_or_x0
     times = _levels(model, levels)
     steps = _step_sizes(model, times, step_size, data_scale)
+    coefficients = model.schedule.coefficients(times.to(x.dtype))
+
+    def ddim_step(y: Tensor, gradient: Tensor, k: int) -> Tensor:
+        before = PathCoefficients(*(c[k - 1].expand(y.shape[0]) for c in
+                                    (coefficients.alpha, coefficients.sigma, coefficients.d_alpha,
+                                     coefficients.d_sigma))).expand_as(y)
+        x1, x0 = endpoints(-gradient, "score", y, before)
+        return coefficients.alpha[k] * x1 + coefficients.sigma[k] * x0
+
     return annealed_mcmc(time_path(energy, times.to(x.dtype)), x, steps, sampler, steps_per_level, generator,
-                         leapfrog_steps)
+                         leapfrog_steps, ddim_step if transport else None)
 
 
 def log_partition(model: VectorFieldModel, chains: int = 1000, cond: Any = None, levels: int = 200,

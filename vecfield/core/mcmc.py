@@ -97,10 +97,12 @@ def leapfrog(energy: Energy, x: Tensor, p: Tensor, grad: Tensor, step_size: floa
 
 @dataclass(frozen=True)
 class MCMCResult:
-    """Final states (B, …), their energies (B,) and the acceptance rate over all chains and steps."""
+    """Final states (B, …), their energies (B,) and gradients (B, …), and the acceptance rate over all
+    chains and steps."""
 
     samples: Tensor
     energy: Tensor
+    gradient: Tensor
     acceptance_rate: float
 
 
@@ -146,15 +148,17 @@ def run_mcmc(energy: Energy, x: Tensor, sampler: str = "mala", step_size: float 
         x, value, grad, accept = mcmc_step(energy, x, value, grad, sampler, step_size, generator,
                                            leapfrog_steps)
         accepted += float(accept.double().mean())
-    return MCMCResult(x, value, accepted / steps if steps else 1.0)
+    return MCMCResult(x, value, grad, accepted / steps if steps else 1.0)
 
 
 @dataclass(frozen=True)
 class AnnealedResult:
-    """Final states (B, …) and the acceptance rate at each level of the time grid (K,)."""
+    """Final states (B, …), the acceptance rate at each level (K,) and the number of energy-gradient
+    evaluations per chain (the NFE of the sampler)."""
 
     samples: Tensor
     acceptance_rates: Tensor
+    evaluations: int
 
     @property
     def acceptance_rate(self) -> float:
@@ -162,12 +166,18 @@ class AnnealedResult:
         return float(self.acceptance_rates.mean())
 
 
+Transport = Callable[[Tensor, Tensor, int], Tensor]
+
+
 def annealed_mcmc(energies: Sequence[Energy], x: Tensor, step_sizes: Sequence[float], sampler: str = "mala",
                   steps_per_level: int = 1, generator: torch.Generator | None = None,
-                  leapfrog_steps: int = 3) -> AnnealedResult:
+                  leapfrog_steps: int = 3, transport: Transport | None = None) -> AnnealedResult:
     """Annealed MCMC: ``steps_per_level`` transitions on each energy of ``energies`` in turn.
 
     x (B, …) are the starting chains; step_sizes holds one step per level (e.g. η_k ∝ σ²_{t_k}).
+    transport(x, ∇E_{k−1}(x), k) -> x, when given, moves the chains before the transitions of level
+    k ≥ 1 (e.g. a deterministic reverse-diffusion step; Du et al. 2023), reusing the gradient that the
+    previous level's last transition computed.
     """
     check_sampler(sampler)
     if len(step_sizes) != len(energies):
@@ -175,8 +185,13 @@ def annealed_mcmc(energies: Sequence[Energy], x: Tensor, step_sizes: Sequence[fl
     if steps_per_level < 1:
         raise ValueError(f"steps_per_level must be ≥ 1, got {steps_per_level}")
     rates = []
-    for energy, step in zip(energies, step_sizes, strict=True):
+    gradient = None
+    for k, (energy, step) in enumerate(zip(energies, step_sizes, strict=True)):
+        if transport is not None and gradient is not None:
+            x = transport(x, gradient, k)
         result = run_mcmc(energy, x, sampler, step, steps_per_level, generator, leapfrog_steps)
-        x = result.samples
+        x, gradient = result.samples, result.gradient
         rates.append(result.acceptance_rate)
-    return AnnealedResult(x, torch.tensor(rates, dtype=torch.float64))
+    per_transition = leapfrog_steps if sampler == "hmc" else 1
+    evaluations = len(energies) * (1 + steps_per_level * per_transition)
+    return AnnealedResult(x, torch.tensor(rates, dtype=torch.float64), evaluations)
