@@ -13,7 +13,8 @@ Two kinds of preset, each trained by the loop its data already use:
   the UNet, class-conditional with the JEM classification term (``model.classifier_weight``). Then
   it reports the held-out accuracy (``data.val_range``) of the energy classifier argmin_h E(x, h)
   and writes into ``<train.run_dir>/samples``: ODE sample grids at each ``sample.guidance`` scale and
-  ``mcmc.png``, annealed MALA on the energy itself (one row per class, ``sample.steps`` levels).
+  ``mcmc.png``, annealed MALA on the energy itself with DDIM transport between levels (one row per
+  class, as many gradient evaluations as the ODE sampler's NFE).
   Options: ``section.key=value`` overrides.
 Both write ``report.json`` beside the model.
 """
@@ -102,9 +103,10 @@ def run_images(config_path: Path, overrides: list[str]) -> dict[str, Any]:
     n = config.sample.per_class
     labels = torch.arange(k).repeat_interleave(n) if k else None
     count = k * n if k else n
-    levels = network_calls(config.sample.solver, config.sample.steps)
-    mcmc = sample_mcmc(generator.model, count, labels, sampler="mala", step_size=0.02, levels=levels,
-                       generator=torch.Generator().manual_seed(config.sample.seed))
+    # as many energy-gradient evaluations as the ODE sampler's NFE: (levels + 1)·(transport + MALA)
+    levels = max(1, network_calls(config.sample.solver, config.sample.steps) // 2 - 1)
+    mcmc = sample_mcmc(generator.model, count, labels, sampler="mala", step_size=0.3, data_scale=0.1,
+                       levels=levels, generator=torch.Generator().manual_seed(config.sample.seed))
     paths.append(write_png(samples / "mcmc.png", generator.to_levels(mcmc.samples), info.levels, n))
     report["mcmc_acceptance_rate"] = mcmc.acceptance_rate
     print(f"annealed MALA over {levels + 1} levels: acceptance {mcmc.acceptance_rate:.2f}")

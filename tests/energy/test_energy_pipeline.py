@@ -85,7 +85,7 @@ def test_classification_loss_is_the_cross_entropy_of_minus_energies_at_noisy_poi
     labels = torch.tensor([0, 1, 1, 0, 1, 0])
     loss = classification_loss(model, x1, labels, 2, torch.Generator().manual_seed(0))
     replay = torch.Generator().manual_seed(0)
-    t = torch.rand(6, generator=replay, dtype=torch.float64)
+    t = 0.5 + 0.5 * torch.rand(6, generator=replay, dtype=torch.float64)  # uniform on [t_min, t_end]
     c = schedule.coefficients(t)
     x_t = c.alpha[:, None] * x1 + c.sigma[:, None] * torch.randn(6, 2, generator=replay, dtype=torch.float64)
     energies = torch.stack([model.net.energy(x_t, t, torch.full((6,), h)) for h in range(2)], 1)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from vecfield.core.ais import AISResult, annealed_importance_sampling, gaussian_energy, time_path
 from vecfield.core.mcmc import AnnealedResult, annealed_mcmc
 from vecfield.core.model import VectorFieldModel
+from vecfield.core.objective import UniformTime
 from vecfield.core.schedules import PathCoefficients, Schedule, get_schedule
 from vecfield.core.targets import endpoints
 
@@ -272,11 +273,12 @@ def conditioned(model: VectorFieldModel, cond: Any = None) -> EnergyFn:
 
 
 def classification_loss(model: VectorFieldModel, x1: Tensor, labels: Tensor, num_classes: int,
-                        generator: torch.Generator | None = None) -> Tensor:
+                        generator: torch.Generator | None = None, t_min: float = 0.5) -> Tensor:
     """JEM's classifier term on the path: cross-entropy of p(h | x_t) = softmax_h(−E(x_t, t, h)).
 
-    x1: data (B, …) with labels (B,) in [0, K); t from the model's time sampler and
-    x_t = α_t·x₁ + σ_t·x₀ as in the score-matching loss. Costs K energy evaluations per example.
+    x1: data (B, …) with labels (B,) in [0, K); t uniform on [max(t_min, t_start), t_end] (near the
+    data, where the class is still visible) and x_t = α_t·x₁ + σ_t·x₀ with x₀ from the coupling.
+    Costs K energy evaluations per example.
     Score matching fixes E only up to a constant per (t, h); this term ties the constants together
     so that ``classify`` returns calibrated p(h | x).
     """
@@ -285,7 +287,10 @@ def classification_loss(model: VectorFieldModel, x1: Tensor, labels: Tensor, num
         raise ValueError(f"labels must be integers of shape ({x1.shape[0]},), got {labels.dtype} "
                          f"{tuple(labels.shape)}")
     batch = x1.shape[0]
-    t = model.objective.time_sampler(batch, generator, x1.dtype, x1.device)
+    low = max(t_min, model.t_start)
+    if not low < model.t_end:
+        raise ValueError(f"t_min must lie below the model's t_end = {model.t_end}, got {t_min}")
+    t = UniformTime(low, model.t_end)(batch, generator, x1.dtype, x1.device)
     c = model.schedule.coefficients(t).expand_as(x1)
     x_t = c.alpha * x1 + c.sigma * model.coupling.pair(x1, generator)
     classes = torch.arange(num_classes, device=x1.device)
