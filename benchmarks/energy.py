@@ -75,6 +75,7 @@ class Settings:
     toy_batch: int = 1024
     toy_hidden: int = 128
     toy_depth: int = 3
+    toy_time_mean: float = 2.5  # training times sigmoid(2.5 + 1.5·n): 8gaussians NLL 2.98 vs 3.17 at 1.0
     ais_chains: int = 2000
     ais_levels: int = 200
     cnf_test: int = 1000  # held-out points the CNF's ODE likelihood is evaluated on
@@ -113,8 +114,9 @@ def toy_rows(s: Settings) -> list[dict[str, Any]]:
         train = sample_toy(toy, s.toy_train, torch.Generator().manual_seed(s.seed))
         test = sample_toy(toy, s.toy_test, torch.Generator().manual_seed(s.seed + 1))
         torch.manual_seed(s.seed)
-        energy = EnergyMLP((2,), hidden_features=s.toy_hidden, depth=s.toy_depth, ais_chains=s.ais_chains,
-                           ais_levels=s.ais_levels, ais_step_size=0.2, ais_seed=s.seed)
+        energy = EnergyMLP((2,), hidden_features=s.toy_hidden, depth=s.toy_depth, time_mean=s.toy_time_mean,
+                           ais_chains=s.ais_chains, ais_levels=s.ais_levels, ais_step_size=0.2,
+                           ais_seed=s.seed)
         start = time.perf_counter()
         fit(energy, train, settings)
         energy_seconds = time.perf_counter() - start
