@@ -12,7 +12,9 @@ Datasets:
 Models: GMM (EM; components chosen on validation for digits), VAE (IWAE bound), NICE, RealNVP,
 Glow (multi-scale with a ConvNet conditioner on digits), RealNVP with an MLP conditioner on flat
 vectors, our masked autoregressive neural spline flow (NSF) on flat vectors, the flow-matching CNF
-(likelihood by ODE, its own training budget since a flow-matching step is not an NLL step), and
+(likelihood by ODE, its own training budget since a flow-matching step is not an NLL step), the
+energy-based model on the toys (``EnergyMLP``: likelihood −E − log Ẑ with log Ẑ by AIS; its own
+budget, with an EMA of the weights), and
 zuko's RealNVP and NSF at the same width, depth, number of transforms and training budget (our NSF
 and zuko's have the same architecture and parameter count; both counts are reported).
 For the flows on flat vectors it also measures log_prob throughput (examples/s, best of several
@@ -42,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from vecfield.density import (  # noqa: E402
     VAE,
     Dequantization,
+    EnergyMLP,
     FlowMatchingCNF,
     GaussianMixture,
     TrainSettings,
@@ -91,25 +94,28 @@ class Budget:
 QUICK: dict[str, Any] = {
     "toy": Budget(32, 2, 4, 60, 256, 3e-3), "digits": Budget(16, 1, 4, 30, 64, 2e-3),
     "toy_cnf": Budget(32, 2, 0, 60, 256, 3e-3), "digits_cnf": Budget(32, 2, 0, 30, 64, 2e-3),
+    "toy_ebm": Budget(32, 2, 0, 60, 256, 3e-3), "ebm_ais": (200, 10),
     "toy_sizes": (2000, 1000), "train_eval": 500, "conv_hidden": 8, "toy_gmm": (8, 1, 50),
     "digits_gmm_components": (1, 2), "iwae_samples": 32, "cnf_tolerance": 1e-3,
 }
 FULL: dict[str, Any] = {
     "toy": Budget(64, 2, 6, 1000, 512, 2e-3), "digits": Budget(256, 2, 6, 500, 128, 1e-3),
     "toy_cnf": Budget(128, 3, 0, 2000, 512, 2e-3), "digits_cnf": Budget(256, 3, 0, 4000, 256, 2e-3),
+    "toy_ebm": Budget(128, 3, 0, 3000, 1024, 2e-3), "ebm_ais": (2000, 200),
     "toy_sizes": (20_000, 5_000), "train_eval": 5_000, "conv_hidden": 32, "toy_gmm": (16, 1, 150),
     "digits_gmm_components": (1, 2, 4, 8), "iwae_samples": 256, "cnf_tolerance": 1e-4,
 }
 
 
-def training(b: Budget, seed: int) -> TrainSettings:
-    return TrainSettings(steps=b.steps, batch_size=b.batch_size, learning_rate=b.learning_rate, seed=seed)
+def training(b: Budget, seed: int, ema_decay: float | None = None) -> TrainSettings:
+    return TrainSettings(steps=b.steps, batch_size=b.batch_size, learning_rate=b.learning_rate, seed=seed,
+                         ema_decay=ema_decay)
 
 
 TOYS = ("8gaussians", "checkerboard")
 DATASETS = (*TOYS, "digits")
 DISCRETE_FLOWS = ("NICE", "RealNVP", "Glow", "RealNVP-MLP", "NSF")
-MODELS = ("GMM", "VAE", *DISCRETE_FLOWS, "zuko-RealNVP", "zuko-NSF", "CNF")
+MODELS = ("GMM", "VAE", *DISCRETE_FLOWS, "zuko-RealNVP", "zuko-NSF", "CNF", "EBM")
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -192,6 +198,9 @@ def toy_benchmark(toy: str, sizes: dict[str, Any], chosen: set[str], seed: int) 
         "Glow": Glow((2,), num_steps=b.transforms, hidden_features=b.hidden, depth=b.depth),
         **flat_flows(2, b),
         "CNF": cnf((2,), sizes["toy_cnf"], sizes["cnf_tolerance"]),
+        "EBM": EnergyMLP((2,), hidden_features=sizes["toy_ebm"].hidden, depth=sizes["toy_ebm"].depth,
+                         ais_chains=sizes["ebm_ais"][0], ais_levels=sizes["ebm_ais"][1], ais_step_size=0.2,
+                         ais_seed=seed),
     }
     print(f"{toy}: true entropy {TRUE_ENTROPY[toy]:.3f} nats", flush=True)
     rows = []
@@ -200,7 +209,8 @@ def toy_benchmark(toy: str, sizes: dict[str, Any], chosen: set[str], seed: int) 
             continue
         torch.manual_seed(seed)
         measure = batch if name in (*FLAT_FLOWS, "NICE", "Glow") else None
-        settings = training(sizes["toy_cnf"] if name == "CNF" else b, seed)
+        settings = (training(sizes["toy_cnf"], seed) if name == "CNF" else
+                    training(sizes["toy_ebm"], seed, ema_decay=0.995) if name == "EBM" else training(b, seed))
         rows.append({"dataset": toy, "true_entropy_nats": TRUE_ENTROPY[toy],
                      **run_model(name, model, train, test, settings, None, measure, sizes["train_eval"])})
     return rows

@@ -5,8 +5,8 @@
 Data sources: ``crabs`` (Pearson's binned table, fitted by binned EM), ``toy`` (2-D toy densities,
 held-out NLL against the true entropy where known) and ``images`` (bundled 8×8 digits or MNIST IDX,
 uniformly dequantized, bits/dim). Models: gmm, vae, nice, realnvp, glow, cnf (the flow-matching
-continuous flow, likelihood by ODE). Writes into the output
-folder: ``report.json``, ``model.pt`` (checkpoint) and a figure (crab histogram with the fitted
+continuous flow, likelihood by ODE), ebm (the energy-based model, likelihood by AIS). Writes into
+the output folder: ``report.json``, ``model.pt`` (checkpoint) and a figure (crab histogram with the fitted
 mixture, 2-D samples and density, or an image sample grid).
 """
 
@@ -31,6 +31,7 @@ from vecfield.config.typed import read_yaml  # noqa: E402
 from vecfield.density import (  # noqa: E402
     VAE,
     Dequantization,
+    EnergyMLP,
     FlowMatchingCNF,
     GaussianMixture,
     TrainSettings,
@@ -51,7 +52,7 @@ from vecfield.images import load_image_dataset  # noqa: E402
 from vecfield.toys import SAMPLERS, TRUE_ENTROPY, sample_toy  # noqa: E402
 
 MODELS: dict[str, type] = {"gmm": GaussianMixture, "vae": VAE, "nice": NICE, "realnvp": RealNVP, "glow": Glow,
-                           "cnf": FlowMatchingCNF}
+                           "cnf": FlowMatchingCNF, "ebm": EnergyMLP}
 SOURCES = ("crabs", "toy", "images")
 TOP_LEVEL = ("data", "model", "train", "output_dir", "samples")
 

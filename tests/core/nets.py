@@ -43,3 +43,25 @@ class ImageField(nn.Module):
 
     def null_condition(self, cond: Tensor) -> Tensor:
         return torch.full_like(cond, self.num_classes)
+
+
+class GaussianEnergy(nn.Module):
+    """The exact normalised energy of Gaussian classes on the path x_t = α_t·x₁ + σ_t·x₀.
+
+    Class h has data N(μ_h, Σ_h); at flow time t its marginal is N(α_t·μ_h, α_t²Σ_h + σ_t²I), and
+    E(x, t, h) = −log N(x; α_t·μ_h, α_t²Σ_h + σ_t²I): (B, D), (B,), labels (B,) or None (class 0) -> (B,).
+    """
+
+    def __init__(self, schedule: object, means: Tensor, covariances: Tensor) -> None:
+        super().__init__()
+        self.schedule, self.means, self.covariances = schedule, means, covariances
+        self.features = means.shape[1]
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        labels = torch.zeros(x_t.shape[0], dtype=torch.long) if cond is None else cond
+        c = self.schedule.coefficients(t)
+        alpha, sigma = c.alpha.to(x_t.dtype)[:, None], c.sigma.to(x_t.dtype)[:, None]
+        eye = torch.eye(x_t.shape[1], dtype=x_t.dtype)
+        cov = alpha[:, :, None] ** 2 * self.covariances[labels] + sigma[:, :, None] ** 2 * eye
+        normal = torch.distributions.MultivariateNormal(alpha * self.means[labels], covariance_matrix=cov)
+        return -normal.log_prob(x_t)

@@ -5,6 +5,7 @@ import torch
 
 from tests.core.nets import GridField, ImageField
 from vecfield import VectorFieldModel
+from vecfield.core.energy import HEADS, EnergyField, EnergyHead
 from vecfield.core.model import EDGE, METHODS
 from vecfield.core.schedules import SCHEDULES, get_schedule
 from vecfield.core.solvers import SOLVERS, solve_dopri5
@@ -16,10 +17,16 @@ def _mlp(dtype: torch.dtype = torch.float64) -> MLP:
     return MLP(3, hidden_features=16, depth=1, time_features=8).to(dtype)
 
 
+def _net(kind: str) -> torch.nn.Module:
+    """The plain MLP field, or the conservative field −∇E of an energy head over the same MLP."""
+    return _mlp() if kind == "mlp" else EnergyField(EnergyHead(_mlp(), kind))
+
+
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 @pytest.mark.parametrize("target", TARGETS)
-def test_contract_every_schedule_target_and_solver(schedule: str, target: str) -> None:
-    net = _mlp()
+@pytest.mark.parametrize("kind", ["mlp", *HEADS])
+def test_contract_every_schedule_target_and_solver(schedule: str, target: str, kind: str) -> None:
+    net = _net(kind)
     alpha_at_zero = float(get_schedule(schedule).coefficients(torch.zeros(1, dtype=torch.float64)).alpha[0])
     options = {"t_start": EDGE} if alpha_at_zero == 0 else {}
     model = VectorFieldModel(net, schedule=schedule, target=target, **options)
@@ -49,6 +56,10 @@ def test_every_method_on_float32_vectors_images_and_grids(method: str) -> None:
     cases = [(MLP(3, hidden_features=8, depth=1, num_classes=2), torch.randn(4, 3),
               torch.tensor([0, 1, 1, 2])),
              (ImageField(2, num_classes=3), torch.randn(4, 2, 5, 5), torch.tensor([0, 1, 2, 3])),
+             (EnergyField(EnergyHead(MLP(3, hidden_features=8, depth=1, num_classes=2))), torch.randn(4, 3),
+              torch.tensor([0, 1, 1, 2])),
+             (EnergyField(EnergyHead(ImageField(2, num_classes=3), "dot")), torch.randn(4, 2, 5, 5),
+              torch.tensor([0, 1, 2, 3])),
              (GridField(3, cond_channels=2), torch.randn(4, 6, 3), torch.randn(4, 6, 2))]
     for net, x1, cond in cases:
         model = VectorFieldModel(net, method, event_shape=tuple(x1.shape[1:]), cond_dropout=0.2)

@@ -17,7 +17,7 @@ from vecfield.train.config import TrainerConfig
 #: bump when the meaning of a stored image-generator checkpoint changes
 IMAGE_SCHEMA_VERSION = 1
 
-IMAGE_METHODS = ("flow_matching", "ot_flow_matching", "ddpm", "glow")
+IMAGE_METHODS = ("flow_matching", "ot_flow_matching", "ddpm", "vp_diffusion", "energy", "glow")
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,39 @@ class ImageDataConfig:
 class ImageModelConfig:
     """What learns the images.
 
-    method: a ``VectorFieldModel`` method on the UNet (flow_matching, ot_flow_matching, ddpm) or
+    method: a ``VectorFieldModel`` method on the UNet (flow_matching, ot_flow_matching, ddpm,
+        vp_diffusion), ``energy`` (an energy-based model: an energy head over the UNet, the field
+        −∇ₓE trained by denoising score matching on the VP path, ``vecfield.core.energy_model``) or
         ``glow`` (a discrete normalizing flow trained by exact likelihood; unconditional).
     conditional: condition the UNet on the class labels (needs labelled data).
     cond_dropout: probability of the null class at training (classifier-free guidance, eq. 15.12).
+    energy_head: ``l2`` (E = ½‖x − f(x)‖²) or ``dot`` (E = ⟨x, f(x)⟩) for method energy.
+    classifier_weight: weight of the JEM classification term (cross-entropy of softmax_h(−E(x_t, h)),
+        ``vecfield.core.classification_loss``) added to the energy's loss; 0 turns it off.
+    classifier_examples: how many examples of each batch that term uses (it costs K energy
+        evaluations per example).
     """
 
-    method: Literal["flow_matching", "ot_flow_matching", "ddpm", "glow"] = "flow_matching"
+    method: Literal["flow_matching", "ot_flow_matching", "ddpm", "vp_diffusion", "energy",
+                    "glow"] = "flow_matching"
     conditional: bool = True
     cond_dropout: float = 0.1
+    energy_head: Literal["l2", "dot"] = "l2"
+    classifier_weight: float = 0.0
+    classifier_examples: int = 16
 
     def __post_init__(self) -> None:
         if not 0 <= self.cond_dropout <= 1:
             raise ValueError(f"model.cond_dropout must lie in [0, 1], got {self.cond_dropout}")
         if self.method == "glow" and self.conditional:
             raise ValueError("model.method=glow is unconditional here; set model.conditional=false")
+        if self.classifier_examples < 1:
+            raise ValueError(f"model.classifier_examples must be ≥ 1, got {self.classifier_examples}")
+        if self.classifier_weight < 0:
+            raise ValueError(f"model.classifier_weight must be ≥ 0, got {self.classifier_weight}")
+        if self.classifier_weight and (self.method != "energy" or not self.conditional):
+            raise ValueError("model.classifier_weight needs a class-conditional energy model "
+                             "(method: energy, conditional: true); set it to 0 otherwise")
 
 
 @dataclass(frozen=True)

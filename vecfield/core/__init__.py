@@ -1,5 +1,13 @@
 """The shared vector-field learner: tensors only (no xarray, no graphs)."""
 
+from vecfield.core.ais import (
+    AISResult,
+    annealed_importance_sampling,
+    effective_sample_size,
+    gaussian_energy,
+    geometric_path,
+    time_path,
+)
 from vecfield.core.couplings import (
     Coupling,
     IndependentCoupling,
@@ -7,8 +15,22 @@ from vecfield.core.couplings import (
     ZeroCoupling,
     standard_normal,
 )
+from vecfield.core.energy import (
+    HEADS,
+    EnergyField,
+    EnergyHead,
+    classification_loss,
+    classify,
+    compose,
+    conditioned,
+    energy_model,
+    log_partition,
+    sample_mcmc,
+)
 from vecfield.core.field import GuidableVectorField, VectorField
 from vecfield.core.likelihood import bits_per_dim, gaussian_log_prob, ode_log_prob
+from vecfield.core.mcmc import SAMPLERS as MCMC_SAMPLERS
+from vecfield.core.mcmc import AnnealedResult, MCMCResult, annealed_mcmc, mcmc_step, run_mcmc
 from vecfield.core.model import METHODS, OPTIONS, VectorFieldModel, network_calls
 from vecfield.core.objective import (
     DiscreteStepTime,
@@ -47,11 +69,15 @@ from vecfield.core.solvers import (
 from vecfield.core.targets import TARGETS, convert
 
 __all__ = [
+    "HEADS",
+    "MCMC_SAMPLERS",
     "METHODS",
     "OPTIONS",
     "SOLVERS",
     "SOLVER_REGISTRY",
     "TARGETS",
+    "AISResult",
+    "AnnealedResult",
     "Churn",
     "CondOTSchedule",
     "CosineSchedule",
@@ -60,6 +86,8 @@ __all__ = [
     "DiscreteStepTime",
     "EDMSchedule",
     "EDMWeighting",
+    "EnergyField",
+    "EnergyHead",
     "FixedTime",
     "GaussianPath",
     "GuidableVectorField",
@@ -67,6 +95,7 @@ __all__ = [
     "LogNormalSigmaTime",
     "LogitNormalTime",
     "LossOutput",
+    "MCMCResult",
     "MinibatchOTCoupling",
     "Objective",
     "PathCoefficients",
@@ -78,17 +107,32 @@ __all__ = [
     "VectorField",
     "VectorFieldModel",
     "ZeroCoupling",
+    "annealed_importance_sampling",
+    "annealed_mcmc",
     "bits_per_dim",
     "check_time_grid",
+    "classification_loss",
+    "classify",
+    "compose",
+    "conditioned",
     "convert",
+    "effective_sample_size",
+    "energy_model",
+    "gaussian_energy",
     "gaussian_log_prob",
+    "geometric_path",
     "get_solver",
+    "log_partition",
+    "mcmc_step",
     "network_calls",
     "ode_log_prob",
+    "run_mcmc",
+    "sample_mcmc",
     "solve_diffusion",
     "solve_dopri5",
     "solve_ode",
     "solve_stochastic_heun",
     "standard_normal",
     "time_grid",
+    "time_path",
 ]

@@ -24,14 +24,7 @@ from vecfield.core.conditions import check_condition_batch
 from vecfield.core.couplings import Coupling, NoiseSampler, ZeroCoupling, get_coupling, standard_normal
 from vecfield.core.guidance import drop_condition, guided_output
 from vecfield.core.likelihood import gaussian_log_prob, ode_log_prob
-from vecfield.core.objective import (
-    EDMWeighting,
-    LossOutput,
-    Objective,
-    TimeSampler,
-    get_time_sampler,
-    uniform_weighting,
-)
+from vecfield.core.objective import LossOutput, Objective, TimeSampler, get_time_sampler, get_weighting
 from vecfield.core.schedules import GaussianPath, PathCoefficients, Schedule, get_schedule
 from vecfield.core.solvers import GRIDS, Churn, Sampling, Solver, get_solver, time_grid
 from vecfield.core.targets import check_target, convert, endpoints, singular_endpoints
@@ -43,7 +36,7 @@ class Options:
 
     schedule: name or Schedule          target: velocity | epsilon | x1 | score
     time_sampler: uniform | logit_normal | lognormal_sigma | ddpm_steps | fixed, or a TimeSampler
-    weighting: uniform | edm            coupling: independent | ot | zero, or a Coupling
+    weighting: uniform | edm | sigma_squared (λ = σ_t²)      coupling: independent | ot | zero, or a Coupling
     noise: source sampler (shape, generator, dtype, device) -> Tensor (default i.i.d. N(0, 1))
     precondition: EDM's c_skip/c_out/c_in around the network (target x1)   sigma_data: EDM's σ_d
     cond_dropout: probability of the null condition at training (classifier-free guidance)
@@ -86,7 +79,6 @@ METHODS: dict[str, dict[str, Any]] = {
     "deterministic": {"coupling": "zero", "time_sampler": "fixed", "solver": "euler", "steps": 1},
 }
 OPTIONS: tuple[str, ...] = tuple(Options.__dataclass_fields__)
-WEIGHTINGS: tuple[str, ...] = ("uniform", "edm")
 EDGE = 1e-3  # how far t_start / t_end move inwards from a singular endpoint
 
 
@@ -114,8 +106,6 @@ class VectorFieldModel(nn.Module):
         get_solver(o.solver)
         if o.grid not in GRIDS:
             raise ValueError(f"unknown time grid {o.grid!r}; choose one of {list(GRIDS)}")
-        if o.weighting not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {o.weighting!r}; choose one of {list(WEIGHTINGS)}")
         if o.precondition and o.target != "x1":
             raise ValueError("EDM preconditioning predicts the data x1; "
                              "set target='x1' or precondition=False")
@@ -126,7 +116,7 @@ class VectorFieldModel(nn.Module):
         self.schedule = get_schedule(o.schedule)
         self.path = GaussianPath(self.schedule)
         self.coupling = get_coupling(o.coupling, o.noise)
-        weighting = EDMWeighting(o.sigma_data) if o.weighting == "edm" else uniform_weighting
+        weighting = get_weighting(o.weighting, o.sigma_data)
         sampler = get_time_sampler(o.time_sampler, self.schedule)
         self.objective = Objective(self.path, o.target, sampler, weighting)
         self.t_start, self.t_end = self._interval()

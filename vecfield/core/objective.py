@@ -8,6 +8,7 @@ sampler for t, a per-time weighting λ(t) and an optional per-element weight w b
   - flow matching (seed eq. 15.15): CondOT schedule, velocity target, uniform t, λ = 1;
   - the ε-prediction loss (seed eq. 15.10): DDPM table, ε target, discrete uniform steps, λ = 1;
   - EDM: VE schedule, x₁ target with preconditioning, log-normal σ, λ = 1/c_out²;
+  - denoising score matching (energy models): score target, λ = σ_t² (the ε loss in score space);
   - the deterministic forecaster: zero (or current-state) source, fixed t = 0, velocity target,
     λ = 1, so L = mean(w ⊙ (f_θ(x₀, 0, c) − (x₁ − x₀))²), a weighted MSE of the residual.
 """
@@ -148,6 +149,11 @@ def uniform_weighting(c: PathCoefficients) -> Tensor:
     return torch.ones_like(c.alpha)
 
 
+def noise_variance_weighting(c: PathCoefficients) -> Tensor:
+    """λ(t) = σ_t²: turns the score loss ‖s − (−x₀/σ_t)‖² into ‖σ_t·s + x₀‖² (Song & Ermon 2019)."""
+    return c.sigma**2
+
+
 @dataclass(frozen=True)
 class EDMWeighting:
     """λ = 1/c_out² = (σ̃² + σ_d²)/(σ̃·σ_d)², σ̃ = σ_t/α_t: unit loss weight per noise level (EDM)."""
@@ -160,6 +166,20 @@ class EDMWeighting:
 
 
 Weighting = Callable[[PathCoefficients], Tensor]
+
+
+WEIGHTINGS: tuple[str, ...] = ("uniform", "edm", "sigma_squared")
+
+
+def get_weighting(name: str, sigma_data: float = 1.0) -> Weighting:
+    """The loss weighting λ called ``name`` (one of ``WEIGHTINGS``); ``sigma_data`` for EDM's."""
+    if name == "uniform":
+        return uniform_weighting
+    if name == "edm":
+        return EDMWeighting(sigma_data)
+    if name == "sigma_squared":
+        return noise_variance_weighting
+    raise ValueError(f"unknown weighting {name!r}; choose one of {list(WEIGHTINGS)}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The seed's chapter-14 density models and the log-likelihood contract every density model meets.
 
 Gaussian mixture (EM, also on binned counts), VAE (ELBO training, IWAE evaluation), the core's
-flow-matching model as a continuous normalizing flow (likelihood by ODE), one training
+flow-matching model as a continuous normalizing flow (likelihood by ODE), the energy-based
+model (likelihood by AIS), one training
 function (``fit``), held-out reports in nats and bits/dim with uniform dequantization, checkpoints.
 Flows (``vecfield.flows``) meet the same contract.
 """
@@ -10,6 +11,7 @@ from vecfield.density.binned import read_binned_counts
 from vecfield.density.checkpoint import load_checkpoint, save_checkpoint
 from vecfield.density.continuous_flow import ContinuousFlowDensity, FlowMatchingCNF
 from vecfield.density.contract import DensityModel, DirectlyFittable, GradientTrainable
+from vecfield.density.energy import EnergyDensity, EnergyMLP
 from vecfield.density.evaluation import (
     Dequantization,
     HeldOutReport,
@@ -27,6 +29,8 @@ __all__ = [
     "DensityModel",
     "Dequantization",
     "DirectlyFittable",
+    "EnergyDensity",
+    "EnergyMLP",
     "FlowMatchingCNF",
     "GaussianMixture",
     "GradientTrainable",

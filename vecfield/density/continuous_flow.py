@@ -86,7 +86,7 @@ class ContinuousFlowDensity(nn.Module):
         return self.model.sample(n, steps=self.sample_steps, solver=self.sample_solver, generator=generator)
 
 
-class _FlatField(nn.Module):
+class FlatField(nn.Module):
     """Calls an MLP field on events of any shape by flattening: (B, *event), (B,) -> (B, *event)."""
 
     def __init__(self, net: MLP) -> None:
@@ -117,7 +117,7 @@ class FlowMatchingCNF(ContinuousFlowDensity):
             raise ValueError(f"event_shape must be a non-empty tuple of positive sizes, got {event_shape}")
         if method not in self.METHODS:
             raise ValueError(f"unknown flow-matching method {method!r}; choose one of {list(self.METHODS)}")
-        net = _FlatField(MLP(math.prod(shape), hidden_features=hidden_features, depth=depth,
+        net = FlatField(MLP(math.prod(shape), hidden_features=hidden_features, depth=depth,
                              time_features=time_features, activation=activation))
         model = VectorFieldModel(net, method=method, event_shape=shape)
         super().__init__(model, shape, divergence, exact_max_dims, ode_method, rtol, atol, ode_steps,

@@ -28,6 +28,7 @@ from vecfield.config.images import (
     image_config_from_dict,
     image_config_to_dict,
 )
+from vecfield.core.energy import EnergyHead, classification_loss, energy_model
 from vecfield.core.model import VectorFieldModel
 from vecfield.density.evaluation import Dequantization
 from vecfield.files import atomic_write
@@ -64,19 +65,23 @@ def select_range(dataset: ImageDataset, index_range: tuple[int, int] | None, wha
 class ImageGenerator(nn.Module):
     """A generative model of integer images whose ``forward`` is the training loss.
 
-    model: a ``VectorFieldModel`` on a UNet, or a ``Glow`` flow (exact likelihood).
+    model: a ``VectorFieldModel`` on a UNet (its field may be an energy's −∇ₓE), or a ``Glow`` flow.
     levels: L, the number of grey levels; dequantize: the [−1, 1] map (module docstring);
-    num_classes: K for a class-conditional model, 0 otherwise.
+    num_classes: K for a class-conditional model, 0 otherwise; classifier_weight: weight of the
+    energy classifier's cross-entropy in the loss (energy models, ``classification_loss``) on the
+    first ``classifier_examples`` examples of each batch.
     """
 
     def __init__(self, model: VectorFieldModel | Glow, image_shape: tuple[int, int, int], levels: int,
-                 dequantize: bool, num_classes: int) -> None:
+                 dequantize: bool, num_classes: int, classifier_weight: float = 0.0,
+                 classifier_examples: int = 16) -> None:
         super().__init__()
         self.model = model
         self.image_shape = tuple(image_shape)
         self.levels = levels
         self.dequantize = dequantize
         self.num_classes = num_classes
+        self.classifier_weight, self.classifier_examples = classifier_weight, classifier_examples
 
     def to_model_space(self, images: Tensor) -> Tensor:
         """Integer levels (B, C, H, W) -> floats in [−1, 1] (dequantized with the global RNG if set)."""
@@ -95,7 +100,12 @@ class ImageGenerator(nn.Module):
         x = self.to_model_space(images)
         if isinstance(self.model, Glow):
             return self.model.training_loss(x)
-        return self.model.training_loss(x, labels if self.num_classes else None).loss
+        loss = self.model.training_loss(x, labels if self.num_classes else None).loss
+        if self.classifier_weight:
+            n = self.classifier_examples
+            cross_entropy = classification_loss(self.model, x[:n], labels[:n], self.num_classes)
+            loss = loss + self.classifier_weight * cross_entropy
+        return loss
 
     @torch.no_grad()
     def generate(self, n: int, labels: Tensor | None = None, solver: str = "heun", steps: int = 20,
@@ -140,8 +150,12 @@ def build_image_generator(config: ImageConfig, image_shape: tuple[int, int, int]
     options: dict[str, Any] = {"event_shape": image_shape}
     if classes:
         options["cond_dropout"] = config.model.cond_dropout
-    model = VectorFieldModel(net, config.model.method, **options)
-    return ImageGenerator(model, image_shape, levels, config.data.dequantize, classes)
+    if config.model.method == "energy":
+        model = energy_model(EnergyHead(net, config.model.energy_head), "vp", **options)
+    else:
+        model = VectorFieldModel(net, config.model.method, **options)
+    return ImageGenerator(model, image_shape, levels, config.data.dequantize, classes,
+                          config.model.classifier_weight, config.model.classifier_examples)
 
 
 class ImageTask:
@@ -225,7 +239,8 @@ def load_image_generator(path: str | Path) -> tuple[ImageGenerator, GeneratorInf
     return generator.eval(), info
 
 
-def _write_png(path: Path, images: Tensor, levels: int, columns: int) -> Path:
+def write_png(path: Path, images: Tensor, levels: int, columns: int) -> Path:
+    """Write integer images (N, C, H, W) as one PNG grid of ``columns`` columns, atomically."""
     scale = max(1, math.ceil(64 / images.shape[-1]))  # 8×8 digits are enlarged to be visible
     picture = png_bytes(grid_array(images, levels, columns), scale)
 
@@ -255,7 +270,7 @@ def write_sample_grids(generator: ImageGenerator, info: GeneratorInfo, sample: S
     if not generator.num_classes:
         images = generator.generate(n, solver=sample.solver, steps=sample.steps,
                                     generator=torch.Generator().manual_seed(sample.seed))
-        return [_write_png(folder / "samples.png", images, info.levels, math.ceil(math.sqrt(n)))]
+        return [write_png(folder / "samples.png", images, info.levels, math.ceil(math.sqrt(n)))]
     k = generator.num_classes
     labels = torch.arange(k).repeat_interleave(n)  # (K·n,) class-major
     by_scale = []
@@ -263,10 +278,10 @@ def write_sample_grids(generator: ImageGenerator, info: GeneratorInfo, sample: S
         images = generator.generate(k * n, labels, sample.solver, sample.steps, w,
                                     torch.Generator().manual_seed(sample.seed))
         by_scale.append(images.reshape(k, n, *images.shape[1:]))  # (K, n, C, H, W)
-    paths = [_write_png(folder / f"guidance_w{_scale_name(w)}.png", images.flatten(0, 1), info.levels, n)
+    paths = [write_png(folder / f"guidance_w{_scale_name(w)}.png", images.flatten(0, 1), info.levels, n)
              for w, images in zip(sample.guidance, by_scale, strict=True)]
     stacked = torch.stack(by_scale, dim=1)  # (K, scales, n, C, H, W)
     names = info.class_names or tuple(str(c) for c in range(k))
-    paths += [_write_png(folder / f"class_{name}.png", stacked[c].flatten(0, 1), info.levels, n)
+    paths += [write_png(folder / f"class_{name}.png", stacked[c].flatten(0, 1), info.levels, n)
               for c, name in enumerate(names)]
     return paths
