@@ -4,11 +4,10 @@ import dataclasses
 import os
 from pathlib import Path
 
-import nbformat
 import torch
-from nbclient import NotebookClient
 
 from tests.forecast.helpers import TINY_MODEL, tiny_spec, wave_dataset
+from tests.notebooks import run_notebook
 from vecfield.forecast import ForecastTask
 from vecfield.train import Trainer, TrainerConfig
 
@@ -31,11 +30,7 @@ def test_ensemble_notebook_runs_on_a_tiny_generative_checkpoint(tmp_path, monkey
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    notebook = nbformat.read(root / "notebooks" / "ensemble_forecast.ipynb", as_version=4)
-    NotebookClient(
-        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    outputs = run_notebook("ensemble_forecast.ipynb", tmp_path, timeout=120)
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
     text = "".join(o.get("text", "") for o in outputs)

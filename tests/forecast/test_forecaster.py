@@ -210,8 +210,7 @@ def test_quickstart_notebook_runs_on_a_tiny_checkpoint(trained, tmp_path, monkey
     import os
     from pathlib import Path
 
-    import nbformat
-    from nbclient import NotebookClient
+    from tests.notebooks import run_notebook
 
     ds, _, path = trained
     ds.drop_attrs().to_zarr(tmp_path / "truth.zarr", zarr_format=2)
@@ -221,11 +220,7 @@ def test_quickstart_notebook_runs_on_a_tiny_checkpoint(trained, tmp_path, monkey
     monkeypatch.setenv("VECFIELD_STEPS", "3")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    notebook = nbformat.read(root / "notebooks" / "forecast_quickstart.ipynb", as_version=4)
-    NotebookClient(
-        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    outputs = run_notebook("forecast_quickstart.ipynb", tmp_path, timeout=120)
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
 

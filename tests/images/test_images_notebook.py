@@ -1,22 +1,16 @@
 """notebooks/image_generation.ipynb runs end to end on small settings (VECFIELD_SMALL=1)."""
 
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.notebooks import output_text, run_notebook
 
 
 def test_image_generation_notebook_executes(monkeypatch: pytest.MonkeyPatch) -> None:
-    notebook = nbformat.read(ROOT / "notebooks" / "image_generation.ipynb", as_version=4)
-    monkeypatch.setenv("VECFIELD_SMALL", "1")  # the kernel inherits this process's environment
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
-    text = "\n".join(out.get("text", "") for out in outputs)
+    monkeypatch.setenv("VECFIELD_SMALL", "1")
+    outputs = run_notebook("image_generation.ipynb")
+    text = output_text(outputs)
     assert "small settings" in text
     assert "1797 images of shape (1, 8, 8), 17 levels" in text
     assert "trained 20 steps" in text
