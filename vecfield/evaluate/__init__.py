@@ -10,7 +10,13 @@ importing this package does not load torch.
 """
 
 from vecfield.evaluate.align import align_truth, make_latitude_increasing, valid_time
-from vecfield.evaluate.baselines import climatology_forecast, persistence_forecast
+from vecfield.evaluate.baselines import (
+    anomaly_persistence_coefficients,
+    best_baseline,
+    climatology_forecast,
+    damped_anomaly_persistence_forecast,
+    persistence_forecast,
+)
 from vecfield.evaluate.climatology import climatology_at, compute_climatology
 from vecfield.evaluate.deterministic import (
     acc,
@@ -42,6 +48,8 @@ __all__ = [
     "Region",
     "acc",
     "align_truth",
+    "anomaly_persistence_coefficients",
+    "best_baseline",
     "bias",
     "climatology_at",
     "climatology_forecast",
@@ -49,6 +57,7 @@ __all__ = [
     "crps",
     "crps_skill",
     "crps_spread",
+    "damped_anomaly_persistence_forecast",
     "debiased_ensemble_mean_mse",
     "deterministic_scores",
     "ensemble_mean_mse",

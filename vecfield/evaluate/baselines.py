@@ -1,14 +1,18 @@
-"""Reference forecasts in WeatherBench2's forecast layout: persistence and climatology.
+"""Reference forecasts in WeatherBench2's forecast layout: persistence, climatology and damped
+anomaly persistence, and the best of several baselines.
 
 Both return (time=init, prediction_timedelta, [level], latitude, longitude), so they are scored by
 exactly the same functions as a model's forecast.
 
 - Persistence: F(init, lead) = x(init), the initial state held constant over all leads.
 - Climatology: F(init, lead) = C(doy(init + lead), hour(init + lead)), the climatology (see
-  :mod:`vecfield.evaluate.climatology`) at the valid time.
+  :mod:`vecfield.evaluate.climatology`) at the valid time; with ``compute_climatology(...,
+  by_day_of_year=False)`` the per-hour-of-day climatology C(hour(init + lead)).
+- Damped anomaly persistence: F(init, lead) = C(init + lead) + a_L·(x(init) − C(init)), with a_L
+  fitted per lead on the training period (eq. 2 below).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,7 @@ import xarray as xr
 
 from vecfield.evaluate.align import INIT_DIM, LEAD_DIM
 from vecfield.evaluate.climatology import climatology_at
+from vecfield.evaluate.weights import latitude_weights
 
 
 def _init_times(init_times: Sequence | np.ndarray | xr.DataArray) -> np.ndarray:
@@ -74,3 +79,67 @@ def climatology_forecast(
     grid = xr.Dataset(coords={INIT_DIM: inits, LEAD_DIM: leads})
     valid = (grid[INIT_DIM] + grid[LEAD_DIM]).transpose(INIT_DIM, LEAD_DIM)
     return climatology_at(climatology, valid).transpose(INIT_DIM, LEAD_DIM, ...)
+
+
+def anomaly_persistence_coefficients(
+    truth: xr.Dataset, climatology: xr.Dataset, lead_times: Sequence | np.ndarray
+) -> xr.Dataset:
+    """The damping a_L of each lead for :func:`damped_anomaly_persistence_forecast`, fitted by least
+    squares on ``truth`` (pass the training period):
+
+        a_L = Σ_{t, cells} w · x′(t) · x′(t + L)  /  Σ_{t, cells} w · x′(t)²,   x′ = x − C(valid time)   (2)
+
+    over every pair of times L apart, with w the latitude weights (``vecfield.geo``) and C the
+    ``climatology`` (e.g. :func:`compute_climatology` of the same period). It minimizes the
+    area-weighted squared error of C + a_L·x′(init) on the training data. Returns a Dataset of a_L
+    per variable (and level) with dim ``prediction_timedelta``; a lead with no pair of times is NaN.
+    """
+    leads = _lead_times(lead_times)
+    times = truth[INIT_DIM].values.astype("datetime64[ns]")
+    anomaly = truth - climatology_at(climatology, truth[INIT_DIM])
+    weights = latitude_weights(truth["latitude"])
+    per_lead = []
+    for lead in leads:
+        pairs = times[np.isin(times + lead, times)]
+        start = anomaly.sel({INIT_DIM: pairs})
+        end = anomaly.sel({INIT_DIM: pairs + lead}).assign_coords({INIT_DIM: pairs})
+        reduce = [INIT_DIM, "latitude", "longitude"]
+        covariance = (start * end).weighted(weights).sum(reduce)
+        per_lead.append(covariance / (start**2).weighted(weights).sum(reduce))
+    return xr.concat(per_lead, dim=xr.DataArray(leads, dims=LEAD_DIM, name=LEAD_DIM))
+
+
+def damped_anomaly_persistence_forecast(
+    truth: xr.Dataset,
+    climatology: xr.Dataset,
+    coefficients: xr.Dataset,
+    init_times: Sequence | np.ndarray | xr.DataArray,
+) -> xr.Dataset:
+    """The statistician's forecast: the climatology at the valid time plus the initial anomaly damped
+    by the lead's a_L (eq. 2, :func:`anomaly_persistence_coefficients`),
+
+        F(init, L) = C(init + L) + a_L · (x(init) − C(init)),
+
+    at the leads of ``coefficients``, in forecast layout (time=init, prediction_timedelta, [level],
+    latitude, longitude). a_L = 0 is the climatology; a_L = 1 persists the anomaly (persistence
+    plus the climatology's change from the initial to the valid time).
+    """
+    leads = coefficients[LEAD_DIM].values
+    initial = persistence_forecast(truth, init_times, leads[:1]).isel({LEAD_DIM: 0}, drop=True)
+    inits = initial[INIT_DIM]
+    anomaly = initial - climatology_at(climatology, inits)
+    return climatology_forecast(climatology, inits, leads) + coefficients * anomaly
+
+
+def best_baseline(scores: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """The best of several baselines at every (variable, [level], lead): the elementwise minimum of
+    their error scores (e.g. RMSE of persistence, climatology and damped anomaly persistence). For
+    each variable ``v`` a string variable ``v_baseline`` of the same shape names the one chosen."""
+    if not scores:
+        raise ValueError("best_baseline needs the scores of at least one baseline")
+    names = list(scores)
+    stacked = xr.concat([scores[name] for name in names], dim="baseline")
+    best = stacked.min("baseline", skipna=True)
+    choice = stacked.fillna(np.inf).argmin("baseline")
+    return best.assign({f"{name}_baseline": choice[name].copy(data=np.asarray(names)[choice[name].values])
+                        for name in best.data_vars})

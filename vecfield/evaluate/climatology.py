@@ -27,8 +27,13 @@ DEFAULT_WINDOW_DAYS = 61
 CHUNK_BYTES = 64 * 2**20  # time-chunk size of dask input while reducing: few, large tasks
 
 
-def compute_climatology(truth: xr.Dataset, window_days: int = DEFAULT_WINDOW_DAYS) -> xr.Dataset:
+def compute_climatology(truth: xr.Dataset, window_days: int = DEFAULT_WINDOW_DAYS,
+                        by_day_of_year: bool = True) -> xr.Dataset:
     """Mean by day of year and hour of ``truth`` over all its times, eq. (1).
+
+    by_day_of_year=False gives the mean by hour of day alone, (hour, [level], latitude, longitude)
+    (``window_days`` unused): the per-hour-of-day climatology a short record supports, where a
+    year or less leaves few samples per day of year.
 
     truth: canonical layout (time, [level], latitude, longitude); pass only the training period,
     e.g. ``truth.sel(time=slice("1990", "2019"))``. Returns (dayofyear=1…366, hour, [level],
@@ -45,10 +50,10 @@ def compute_climatology(truth: xr.Dataset, window_days: int = DEFAULT_WINDOW_DAY
     if "time" not in truth.dims:
         raise ValueError(f"truth needs a 'time' dim to build a climatology, got dims {tuple(truth.dims)}")
     truth = truth.drop_vars([c for c in truth.coords if c != "time" and "time" in truth[c].dims])
-    day_of_sample = truth["time"].dt.dayofyear.values
     hours, hour_index = np.unique(truth["time"].dt.hour.values, return_inverse=True)
-    n_groups = DAYS_IN_CLIMATOLOGY * hours.size
-    group = (day_of_sample - 1) * hours.size + hour_index  # (time,) index of (dayofyear, hour)
+    days = DAYS_IN_CLIMATOLOGY if by_day_of_year else 1
+    day_index = truth["time"].dt.dayofyear.values - 1 if by_day_of_year else np.zeros_like(hour_index)
+    group = day_index * hours.size + hour_index  # (time,) index of (dayofyear, hour)
     constant = {name: variable for name, variable in truth.data_vars.items() if "time" not in variable.dims}
     # name → (dims, per-group sums) of the values and of the non-NaN counts
     total_parts: dict[Hashable, tuple[tuple[Hashable, ...], Any]] = {}
@@ -59,13 +64,16 @@ def compute_climatology(truth: xr.Dataset, window_days: int = DEFAULT_WINDOW_DAY
         variable = variable.transpose("time", ...)
         field_dims = variable.dims[1:]
         for out, values in ((total_parts, variable.data), (count_parts, _not_nan(variable.data))):
-            sums = _sum_by_group(values, group, n_groups)  # (n_groups, *field)
-            sums = sums.reshape((DAYS_IN_CLIMATOLOGY, hours.size, *sums.shape[1:]))
+            sums = _sum_by_group(values, group, days * hours.size)  # (days · hours, *field)
+            sums = sums.reshape((days, hours.size, *sums.shape[1:]))
             out[name] = (("dayofyear", "hour", *field_dims), sums)
-    coords = {"dayofyear": np.arange(1, DAYS_IN_CLIMATOLOGY + 1), "hour": hours}
+    coords = {"dayofyear": np.arange(1, days + 1), "hour": hours}
     field_coords = {k: v for k, v in truth.coords.items() if "time" not in v.dims}
     total = xr.Dataset(total_parts, coords=coords).assign_coords(field_coords)
     count = xr.Dataset(count_parts, coords=coords).assign_coords(field_coords)
+    if not by_day_of_year:
+        climatology = (total / count.where(count > 0)).isel(dayofyear=0, drop=True).transpose("hour", ...)
+        return climatology.assign(constant).assign_attrs(by_day_of_year=0)
     if window_days > 1:
         total, count = _circular_running_sum(total, window_days), _circular_running_sum(count, window_days)
     climatology = (total / count.where(count > 0)).transpose("dayofyear", "hour", ...)
@@ -153,21 +161,23 @@ def _circular_running_sum(data: xr.Dataset, window: int) -> xr.Dataset:
 
 
 def climatology_at(climatology: xr.Dataset, valid_time: xr.DataArray) -> xr.Dataset:
-    """The climatology at each valid time, selected by its day of year and (if present) hour.
+    """The climatology at each valid time, selected by its day of year and hour (those of the two
+    dims the climatology has).
 
-    climatology: (dayofyear, [hour], [level], latitude, longitude); valid_time: datetime64
+    climatology: ([dayofyear], [hour], [level], latitude, longitude); valid_time: datetime64
     DataArray of any dims, e.g. (time, prediction_timedelta). Returns valid_time's dims followed by
     ([level], latitude, longitude). Raises if a needed day of year or hour is absent.
     """
-    if "dayofyear" not in climatology.dims:
-        raise ValueError(
-            "climatology needs a 'dayofyear' dim (and optionally 'hour'), "
-            f"got dims {tuple(climatology.dims)}; "
-            "build one with compute_climatology"
-        )
-    indexers = {"dayofyear": valid_time.dt.dayofyear}
+    indexers = {}
+    if "dayofyear" in climatology.dims:
+        indexers["dayofyear"] = valid_time.dt.dayofyear
     if "hour" in climatology.dims:
         indexers["hour"] = valid_time.dt.hour
+    if not indexers:
+        raise ValueError(
+            "climatology needs a 'dayofyear' or an 'hour' dim (or both), "
+            f"got dims {tuple(climatology.dims)}; build one with compute_climatology"
+        )
     for dim, needed in indexers.items():
         absent = np.setdiff1d(np.unique(needed.values), climatology[dim].values)
         if absent.size:
