@@ -32,13 +32,14 @@ import torch
 import xarray as xr
 import zarr
 
-from vecfield.config import DatasetConfig, from_dict
-from vecfield.config.forecast import load_forecast_config
+from vecfield.config import from_dict
 from vecfield.data.build import build_dataset
+from vecfield.data.config import DatasetConfig
 from vecfield.data.regrid import regular_grid
 from vecfield.data.statistics import load_statistics
 from vecfield.data.streaming import PROGRESS_FORCINGS, WindowedDataset, make_dataloader
 from vecfield.forecast.build import ForecasterSpec
+from vecfield.forecast.config import load_forecast_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -46,10 +46,10 @@ from torch import Tensor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vecfield.config.images import ImageConfig, ImageDataConfig, ImageModelConfig, UNetConfig  # noqa: E402
 from vecfield.core import classify, compose, conditioned, network_calls, sample_mcmc  # noqa: E402
 from vecfield.density import EnergyMLP, FlowMatchingCNF, TrainSettings, fit, held_out_report  # noqa: E402
 from vecfield.images import load_digits, to_signed  # noqa: E402
+from vecfield.images.config import ImageConfig, ImageDataConfig, ImageModelConfig, UNetConfig  # noqa: E402
 from vecfield.images.generator import ImageGenerator, load_image_generator, train_image_generator  # noqa: E402
 from vecfield.quality.images import (  # noqa: E402
     class_accuracy,

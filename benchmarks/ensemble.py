@@ -36,9 +36,9 @@ import torch
 import xarray as xr
 
 from vecfield import evaluate as ev
-from vecfield.config.forecast import load_forecast_config
 from vecfield.core.solvers import Churn
 from vecfield.forecast import Forecaster
+from vecfield.forecast.config import load_forecast_config
 from vecfield.pipelines.forecast_evaluation import initialization_times
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,10 +31,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def _world(args: argparse.Namespace):
     """(dataset, spec, windows) of the quickstart config, or the tiny synthetic world."""
-    from vecfield.config.forecast import load_forecast_config
     from vecfield.data.statistics import load_statistics
     from vecfield.data.streaming import WindowedDataset
     from vecfield.forecast.build import ForecasterSpec
+    from vecfield.forecast.config import load_forecast_config
 
     config = load_forecast_config(args.config)
     path = Path(config.dataset.output)

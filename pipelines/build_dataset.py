@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from vecfield.cli import parse_args, run
-from vecfield.config import DatasetConfig, load_config
+from vecfield.config import load_config
 from vecfield.data.build import build_dataset, discard_partial
+from vecfield.data.config import DatasetConfig
 
 
 def main(argv: list[str] | None = None) -> Path:

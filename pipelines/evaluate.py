@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from vecfield.cli import parse_args, run
-from vecfield.config.forecast import load_forecast_config
+from vecfield.forecast.config import load_forecast_config
 from vecfield.pipelines.forecast_evaluation import evaluate_forecast
 
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from vecfield.cli import parse_args, run
-from vecfield.config.forecast import load_forecast_config
 from vecfield.data.build import build_dataset
+from vecfield.forecast.config import load_forecast_config
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.training import train_forecaster
 from vecfield.pipelines.forecast_evaluation import evaluate_forecast, forecast_split, skill_table

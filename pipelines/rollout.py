@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vecfield.cli import parse_args, run
-from vecfield.config.forecast import load_forecast_config
+from vecfield.forecast.config import load_forecast_config
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.pipelines.forecast_evaluation import forecast_split
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vecfield.cli import parse_args, run  # noqa: E402
-from vecfield.config.images import load_image_config  # noqa: E402
+from vecfield.images.config import load_image_config  # noqa: E402
 from vecfield.images.generator import latest_checkpoint, load_image_generator, write_sample_grids  # noqa: E402
 
 

@@ -35,10 +35,10 @@ from vecfield.cli import parse_args, run  # noqa: E402  (first: sets OpenMP's wa
 # isort: split
 import torch  # noqa: E402
 
-from vecfield.config.images import load_image_config  # noqa: E402
 from vecfield.config.typed import read_config_file  # noqa: E402
 from vecfield.core import classify, network_calls, sample_mcmc  # noqa: E402
 from vecfield.density import EnergyMLP, load_checkpoint  # noqa: E402
+from vecfield.images.config import load_image_config  # noqa: E402
 from vecfield.images.generator import (  # noqa: E402
     load_image_generator,
     load_images,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from vecfield.cli import parse_args, run
-from vecfield.config.forecast import load_forecast_config
+from vecfield.forecast.config import load_forecast_config
 from vecfield.forecast.training import train_forecaster
 
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vecfield.cli import parse_args, run  # noqa: E402
-from vecfield.config.images import load_image_config  # noqa: E402
+from vecfield.images.config import load_image_config  # noqa: E402
 from vecfield.images.generator import (  # noqa: E402
     load_image_generator,
     train_image_generator,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vecfield import geo
-from vecfield.config.forecast import load_forecast_config
+from vecfield.forecast.config import load_forecast_config
 from vecfield.forecast.weights import loss_weights
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from vecfield.config import DatasetConfig, apply_overrides, from_dict, load_config, to_dict
+from vecfield.config import apply_overrides, from_dict, load_config, to_dict
+from vecfield.data.config import DatasetConfig
 
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("era5_*.yaml"))
 

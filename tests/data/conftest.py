@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from vecfield.config import DatasetConfig, from_dict
+from vecfield.config import from_dict
 from vecfield.data.build import build_dataset
+from vecfield.data.config import DatasetConfig
 from vecfield.data.forcings import toa_incident_solar_radiation
 from vecfield.data.regrid import regular_grid
 

@@ -276,7 +276,8 @@ def test_pipeline_command_line_with_overrides(dataset_config, tmp_path, source):
 
 
 def test_build_from_real_era5_grib(tmp_path, shared_data):
-    from vecfield.config import DatasetConfig, from_dict
+    from vecfield.config import from_dict
+    from vecfield.data.config import DatasetConfig
     from vecfield.data.regrid import regrid
     from vecfield.data.sources import open_dataset
 

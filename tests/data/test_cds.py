@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from vecfield.config import DatasetConfig, load_config
+from vecfield.config import load_config
 from vecfield.data.build import build_dataset
 from vecfield.data.cds import check_credentials, download, month_requests
+from vecfield.data.config import DatasetConfig
 from vecfield.data.sources import open_dataset
 
 SECRET = "abcd1234-very-secret-token"

@@ -14,8 +14,9 @@ from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from vecfield.config import DatasetConfig, load_config
+from vecfield.config import load_config
 from vecfield.data.build import build_dataset
+from vecfield.data.config import DatasetConfig
 from vecfield.data.forcings import toa_incident_solar_radiation
 from vecfield.data.regrid import regrid, regular_grid
 from vecfield.data.sources import ARCO_ERA5_STORE, WEATHERBENCH2_STORES, infer_kind, open_dataset

@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from vecfield.config.images import ImageModelConfig, load_image_config
+from vecfield.images.config import ImageModelConfig, load_image_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,9 @@ import torch
 import xarray as xr
 
 from tests.forecast.helpers import tiny_spec, wave_dataset
-from vecfield.config import DatasetConfig, from_dict
+from vecfield.config import from_dict
 from vecfield.data.build import build_dataset
+from vecfield.data.config import DatasetConfig
 from vecfield.forecast import Forecaster
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "evaluate.md"

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from vecfield.config.forecast import ModelConfig
 from vecfield.data.forcings import add_forcings
 from vecfield.data.statistics import compute_statistics
 from vecfield.data.streaming import WindowedDataset
 from vecfield.forecast.build import ForecasterSpec
+from vecfield.forecast.config import ModelConfig
 
 RESOLUTION = 11.25
 TINY_MODEL = ModelConfig(

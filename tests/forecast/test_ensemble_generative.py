@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tests.forecast.helpers import TINY_MODEL, tiny_spec, wave_dataset
-from vecfield.config.forecast import ModelConfig
 from vecfield.config.typed import from_dict, to_dict
 from vecfield.core.model import VectorFieldModel
 from vecfield.forecast import OneStepForecaster, autoregressive
+from vecfield.forecast.config import ModelConfig
 from vecfield.forecast.generative import (
     EDM_SIGMA_MAX,
     EDM_SIGMA_MIN,
@@ -192,7 +192,7 @@ def test_model_method_is_validated_and_old_configs_load_as_deterministic():
 
 
 def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
-    from vecfield.config.forecast import ForecastConfig, RolloutConfig, load_forecast_config
+    from vecfield.forecast.config import ForecastConfig, RolloutConfig, load_forecast_config
     from vecfield.forecast.forecaster import Forecaster
     from vecfield.pipelines.forecast_evaluation import forecast_split
 
@@ -224,7 +224,7 @@ def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
 def test_generative_presets_are_valid_one_step_configs(name, method):
     from pathlib import Path
 
-    from vecfield.config.forecast import load_forecast_config
+    from vecfield.forecast.config import load_forecast_config
 
     config = load_forecast_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     assert config.model.method == method and config.model.sampling_steps == 20

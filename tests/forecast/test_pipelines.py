@@ -9,12 +9,12 @@ import xarray as xr
 import yaml
 
 from tests.forecast.helpers import tiny_pipeline_config, wave_dataset
-from vecfield.config.forecast import (
+from vecfield.data.sources import SOURCE_OPENERS
+from vecfield.forecast.config import (
     forecast_config_from_dict,
     forecast_config_to_dict,
     load_forecast_config,
 )
-from vecfield.data.sources import SOURCE_OPENERS
 
 
 @pytest.fixture(scope="module")

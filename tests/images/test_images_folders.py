@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vecfield.config.images import load_image_config
 from vecfield.images import from_signed, grid_array, load_image_folder, png_bytes
+from vecfield.images.config import load_image_config
 from vecfield.images.generator import load_images
 
 ROOT = Path(__file__).resolve().parents[2]

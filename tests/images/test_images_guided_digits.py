@@ -9,8 +9,8 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from vecfield.config.images import load_image_config
 from vecfield.images import load_digits, to_signed
+from vecfield.images.config import load_image_config
 from vecfield.images.generator import load_image_generator, train_image_generator
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vecfield.config.images import load_image_config
+from vecfield.images.config import load_image_config
 from vecfield.images.generator import build_image_generator, load_image_generator, load_images, select_range
 from vecfield.train import load_checkpoint
 

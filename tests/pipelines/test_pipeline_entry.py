@@ -17,7 +17,7 @@ PIPELINES = sorted(p.stem for p in (ROOT / "pipelines").glob("*.py") if not p.st
 
 
 def _config_error(argv: list[str]) -> None:
-    from vecfield.config.forecast import load_forecast_config
+    from vecfield.forecast.config import load_forecast_config
 
     load_forecast_config(argv[0])
 

@@ -59,7 +59,7 @@ def test_broken_yaml_names_the_line(tmp_path, capsys) -> None:
 
 def test_a_valid_date_override_is_a_string(tiny_world) -> None:
     """YAML reads 2020-01-02 as a date, which the str fields refused (a TypeError); it stays a string."""
-    from vecfield.config.forecast import load_forecast_config
+    from vecfield.forecast.config import load_forecast_config
 
     config = load_forecast_config(tiny_world["config"], ["dataset.time.end=2020-01-15"])
     assert config.dataset.time.end == "2020-01-15"

@@ -1,16 +1,10 @@
-"""Typed, validated configuration: frozen dataclasses loaded from YAML with ``key=value`` overrides."""
+"""Typed, validated configuration: frozen dataclasses loaded from YAML with ``key=value`` overrides.
 
-from vecfield.config.dataset import DatasetConfig, GridConfig, SourceConfig, SplitConfig, TimeConfig
-from vecfield.config.typed import apply_overrides, from_dict, load_config, to_dict
+The machinery lives here (``typed``); each domain keeps its configs next to its code:
+``vecfield.data.config`` (DatasetConfig), ``vecfield.forecast.config`` (ForecastConfig, ModelConfig,
+RolloutConfig), ``vecfield.images.config`` (ImageConfig), ``vecfield.train.config`` (TrainerConfig).
+"""
 
-__all__ = [
-    "DatasetConfig",
-    "GridConfig",
-    "SourceConfig",
-    "SplitConfig",
-    "TimeConfig",
-    "apply_overrides",
-    "from_dict",
-    "load_config",
-    "to_dict",
-]
+from vecfield.config.typed import apply_overrides, from_dict, load_config, read_config_file, to_dict
+
+__all__ = ["apply_overrides", "from_dict", "load_config", "read_config_file", "to_dict"]

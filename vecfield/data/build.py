@@ -39,7 +39,6 @@ import zarr
 from filelock import FileLock, Timeout
 
 from vecfield._version import __version__
-from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import to_dict
 from vecfield.data.catalogue import CATALOGUE, cf_attributes, unknown_name_error
 from vecfield.data.checks import (
@@ -49,6 +48,7 @@ from vecfield.data.checks import (
     nan_report,
     select_levels,
 )
+from vecfield.data.config import DatasetConfig
 from vecfield.data.derived import total_precipitation_6hr, validate_tisr
 from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
 from vecfield.data.regrid import crop_area, regrid

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vecfield.config.forecast import FORECAST_SCHEMA_VERSION, ModelConfig
 from vecfield.config.typed import from_dict, to_dict
 from vecfield.core.model import VectorFieldModel
 from vecfield.data.channels import ChannelLayout
 from vecfield.data.streaming import WindowedDataset
+from vecfield.forecast.config import FORECAST_SCHEMA_VERSION, ModelConfig
 from vecfield.forecast.generative import (
     GenerativeOneStepForecaster,
     SphereNoise,

@@ -40,11 +40,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vecfield.config.forecast import GENERATIVE_METHODS
 from vecfield.core.likelihood import gaussian_log_prob
 from vecfield.core.model import VectorFieldModel
 from vecfield.core.schedules import EDMSchedule
 from vecfield.core.solvers import Churn
+from vecfield.forecast.config import GENERATIVE_METHODS
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.rollout import StepResult
 from vecfield.forecast.step import OneStepForecaster

@@ -16,12 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from vecfield.config.forecast import ForecastConfig, forecast_config_to_dict
 from vecfield.config.typed import to_dict
 from vecfield.data.build import open_built_dataset
 from vecfield.data.statistics import load_statistics
 from vecfield.data.streaming import WindowedDataset
 from vecfield.forecast.build import ForecasterSpec
+from vecfield.forecast.config import ForecastConfig, forecast_config_to_dict
 from vecfield.forecast.task import ForecastTask
 from vecfield.train import Trainer
 from vecfield.train.checkpoint import CheckpointError, CheckpointStore, load_checkpoint

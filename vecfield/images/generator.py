@@ -20,7 +20,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from vecfield.config.images import (
+from vecfield.core.energy import EnergyHead, classification_loss, energy_model
+from vecfield.core.model import VectorFieldModel
+from vecfield.density.evaluation import Dequantization
+from vecfield.files import atomic_write
+from vecfield.flows import Glow
+from vecfield.images.config import (
     IMAGE_SCHEMA_VERSION,
     ImageConfig,
     ImageDataConfig,
@@ -28,11 +33,6 @@ from vecfield.config.images import (
     image_config_from_dict,
     image_config_to_dict,
 )
-from vecfield.core.energy import EnergyHead, classification_loss, energy_model
-from vecfield.core.model import VectorFieldModel
-from vecfield.density.evaluation import Dequantization
-from vecfield.files import atomic_write
-from vecfield.flows import Glow
 from vecfield.images.datasets import ImageDataset, from_signed, load_image_dataset, to_signed
 from vecfield.images.folders import load_image_folder
 from vecfield.images.grids import grid_array, png_bytes

@@ -36,7 +36,6 @@ import numpy as np
 import xarray as xr
 
 from vecfield import evaluate as ev
-from vecfield.config.forecast import ForecastConfig
 from vecfield.data.build import open_built_dataset
 from vecfield.data.catalogue import variable_units
 from vecfield.data.checks import check_physical_units
@@ -50,6 +49,7 @@ from vecfield.evaluate.plots import (
 )
 from vecfield.evaluate.scorecard import evaluation_period, format_lead, scorecard_markdown, write_scorecard
 from vecfield.files import write_text_atomic
+from vecfield.forecast.config import ForecastConfig
 from vecfield.forecast.ensemble import ENSEMBLE_DIM
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.generative import GenerativeOneStepForecaster

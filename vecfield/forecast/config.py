@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vecfield.config.dataset import DatasetConfig
 from vecfield.config.typed import from_dict, load_config, read_config_file, to_dict
+from vecfield.data.config import DatasetConfig
 from vecfield.train.config import TrainerConfig
 
 #: bump when the meaning of a stored forecaster checkpoint changes (layout of metadata, inputs)
