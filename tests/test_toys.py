@@ -27,3 +27,19 @@ def test_checkerboard_is_uniform_on_eight_squares() -> None:
 def test_unknown_toy_lists_choices() -> None:
     with pytest.raises(ValueError, match="checkerboard"):
         sample_toy("swirl", 10)
+
+
+def test_toy_dataset_is_drawn_once_and_the_task_is_the_learners_loss() -> None:
+    from vecfield import VectorFieldModel
+    from vecfield.nn import MLP
+    from vecfield.toys import FieldTask, ToyDataset
+
+    data = ToyDataset("8gaussians", 64, seed=3)
+    assert len(data) == 64 and data[5].shape == (2,)
+    torch.testing.assert_close(ToyDataset("8gaussians", 64, seed=3).points, data.points)
+    model = VectorFieldModel(MLP(2, hidden_features=8, depth=1))
+    batch = data.points[:16]
+    torch.manual_seed(0)
+    expected = model.training_loss(batch).loss
+    torch.manual_seed(0)
+    torch.testing.assert_close(FieldTask().loss(model, batch), expected)

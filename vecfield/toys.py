@@ -7,9 +7,13 @@ is known (the best achievable held-out NLL).
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from vecfield.core.model import VectorFieldModel
 
 
 def checkerboard(n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -85,3 +89,27 @@ def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> T
     if n < 1:
         raise ValueError(f"n must be a positive number of points, got {n}")
     return SAMPLERS[name](n, generator)
+
+
+class ToyDataset(torch.utils.data.Dataset):
+    """``n`` points of a toy density drawn once with ``seed``, as a map-style dataset of (2,)
+    tensors (what ``vecfield.train.Trainer`` iterates, shuffles and resumes exactly)."""
+
+    def __init__(self, name: str, n: int, seed: int = 0) -> None:
+        self.points = sample_toy(name, n, torch.Generator().manual_seed(seed))
+
+    def __len__(self) -> int:
+        return self.points.shape[0]
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.points[index]
+
+
+class FieldTask:
+    """The ``vecfield.train`` task of a ``VectorFieldModel`` on unlabelled data: the learner's own
+    training loss of each batch (B, …). The model must reach the task bare (no DDP or compile
+    wrapper, whose call is the network's forward, not the learner's loss)."""
+
+    def loss(self, model: torch.nn.Module, batch: Tensor) -> Tensor:
+        return cast("VectorFieldModel", model).training_loss(batch).loss
+
