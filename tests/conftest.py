@@ -1,5 +1,6 @@
 """Shared fixtures: seeding and the read-only reference data in ../shared/data."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,3 +23,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent (it sits beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the test: tiny convolutions and graph steps run fastest so, and two
+    threads thrash on a busy machine. Modules opt in with ``pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+

@@ -1,7 +1,5 @@
 """pipelines/train_density_model.py: presets parse, crabs reproduce the reference, errors are clear."""
 
-import functools
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -9,19 +7,14 @@ from types import ModuleType
 
 import pytest
 
+from tests.scripts import load_script
 from vecfield.toys import TRUE_ENTROPY
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@functools.cache
 def pipeline() -> ModuleType:
-    script = ROOT / "pipelines" / "train_density_model.py"
-    spec = importlib.util.spec_from_file_location("train_density_model", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_density_model")
 
 
 def test_every_preset_is_valid() -> None:

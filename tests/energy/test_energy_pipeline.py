@@ -1,7 +1,5 @@
 """pipelines/train_energy_model.py: presets parse, tiny toy and digits runs write their reports."""
 
-import functools
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -9,19 +7,14 @@ from types import ModuleType
 import pytest
 import torch
 
+from tests.scripts import load_script
 from vecfield.images.config import ImageModelConfig, load_image_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@functools.cache
 def pipeline() -> ModuleType:
-    script = ROOT / "pipelines" / "train_energy_model.py"
-    spec = importlib.util.spec_from_file_location("train_energy_model", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_energy_model")
 
 
 def test_energy_presets_are_valid() -> None:

@@ -1,15 +1,10 @@
 """Forecast tests run their tiny networks on one thread: for graphs of a few hundred nodes thread
 start-up costs more than it saves, and on a shared machine two threads contend badly."""
 
-from collections.abc import Iterator
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _every_test_on_one_thread(one_thread: None) -> None:
+    """Every test here runs with torch on one thread (``one_thread`` in tests/conftest.py)."""

@@ -2,7 +2,6 @@
 the Trainer produces guided samples, from its EMA weights, that a classifier fitted on the digits'
 training split labels as the requested class far more often than chance (10 %). Not a quality claim."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,7 @@ from vecfield.images.generator import load_image_generator, train_image_generato
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (and two threads thrash on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def guided_accuracy(run_dir: Path, overrides: list[str], scales: tuple[float, ...],

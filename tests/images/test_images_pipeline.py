@@ -1,17 +1,14 @@
 """pipelines/train_image_generator.py and sample_images.py: presets parse, a tiny run trains, resumes
 exactly where it stopped, writes PNG grids from its EMA weights, and bad config keys are clear errors."""
 
-import functools
-import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from tests.scripts import load_script
 from vecfield.images.config import load_image_config
 from vecfield.images.generator import build_image_generator, load_image_generator, load_images, select_range
 from vecfield.train import load_checkpoint
@@ -21,22 +18,9 @@ PRESETS = ("digits_fm", "mnist_fm_cfg", "mnist_ddpm", "mnist_glow")
 TINY_UNET = ["unet.channels=8", "unet.heads=2", "unet.time_features=16", "unet.groups=4"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (and two threads thrash on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@functools.cache
-def script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "pipelines" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny(run_dir: Path, *extra: str) -> list[str]:
@@ -58,7 +42,7 @@ def test_every_preset_is_valid(preset: str) -> None:
 
 def test_train_resume_and_sample_end_to_end(tmp_path: Path) -> None:
     preset = str(ROOT / "configs" / "digits_fm.yaml")
-    train = script("train_image_generator").main
+    train = load_script("train_image_generator").main
     full = train(["--config", preset, *tiny(tmp_path / "full")])
     assert full.name == "step_000000004.pt"
 
@@ -72,7 +56,7 @@ def test_train_resume_and_sample_end_to_end(tmp_path: Path) -> None:
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, rtol=0, atol=0)
 
-    paths = script("sample_images").main(["--config", preset, *tiny(tmp_path / "full")])
+    paths = load_script("sample_images").main(["--config", preset, *tiny(tmp_path / "full")])
     names = {p.name for p in paths}
     assert names == {"guidance_w0.png", "guidance_w2.png", *(f"class_{k}.png" for k in range(10))}
     for path in paths:
@@ -88,7 +72,7 @@ def test_train_resume_and_sample_end_to_end(tmp_path: Path) -> None:
 def test_validation_and_sampling_use_the_ema_weights(tmp_path: Path) -> None:
     preset = str(ROOT / "configs" / "digits_fm.yaml")
     overrides = tiny(tmp_path, "train.ema_decay=0.5", "train.validate_every=2", "train.val_batch_size=64")
-    path = script("train_image_generator").main(["--config", preset, *overrides])
+    path = load_script("train_image_generator").main(["--config", preset, *overrides])
     validation = (tmp_path / "val_log.csv").read_text().splitlines()  # held-out loss on data.val_range
     assert validation[0].split(",")[:3] == ["step", "wallclock_s", "loss"] and len(validation) == 3
     assert all(float(row.split(",")[2]) > 0 for row in validation[1:])
@@ -115,7 +99,7 @@ def test_ddpm_and_glow_presets_train_and_sample_on_digits(tmp_path: Path, preset
     on_digits = ["data.dataset=digits", "data.path=null", "data.labels_path=null", "data.train_range=[0, 64]",
                  "data.val_range=null", "unet.channel_mults=[1, 2]", "unet.attention_levels=[1]"]
     overrides = tiny(tmp_path, *on_digits, *extra)
-    script("train_image_generator").main(["--config", config, *overrides, "--sample"])
+    load_script("train_image_generator").main(["--config", config, *overrides, "--sample"])
     paths = sorted((tmp_path / "samples").iterdir())
     assert [p.name for p in paths] == ["samples.png"]
     picture = np.asarray(Image.open(paths[0]))
@@ -124,7 +108,7 @@ def test_ddpm_and_glow_presets_train_and_sample_on_digits(tmp_path: Path, preset
 
 def test_bad_config_keys_are_clear_errors(tmp_path: Path) -> None:
     preset = str(ROOT / "configs" / "digits_fm.yaml")
-    train = script("train_image_generator").main
+    train = load_script("train_image_generator").main
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['chanels'\] \(did you mean 'channels'\?\)"):
         train(["--config", preset, *tiny(tmp_path), "unet.chanels=8"])
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['sampel'\].*valid keys are"):
@@ -136,7 +120,7 @@ def test_bad_config_keys_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs held-out images"):
         train(["--config", preset, *tiny(tmp_path), "data.val_range=null", "train.validate_every=2"])
     with pytest.raises(ValueError, match="holds no checkpoint"):
-        script("sample_images").main(["--config", preset, *tiny(tmp_path / "never_trained")])
+        load_script("sample_images").main(["--config", preset, *tiny(tmp_path / "never_trained")])
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -186,7 +170,7 @@ def test_rgb_image_folder_trains_and_samples(tmp_path: Path) -> None:
                 tmp_path / "images" / label / f"{i}.png")
     folder = ["data.dataset=folder", f"data.path={tmp_path / 'images'}", "data.image_size=[8, 8]",
               "data.channels=3", "data.train_range=null", "data.val_range=null", "train.batch_size=4"]
-    script("train_image_generator").main(["--config", str(ROOT / "configs" / "digits_fm.yaml"),
+    load_script("train_image_generator").main(["--config", str(ROOT / "configs" / "digits_fm.yaml"),
                                           *tiny(tmp_path / "run", *folder), "--sample"])
     names = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
     assert names == ["class_blue.png", "class_red.png", "guidance_w0.png", "guidance_w2.png"]

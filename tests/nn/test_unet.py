@@ -1,6 +1,5 @@
 """The UNet meets the backbone contract, and classifier-free guidance through it follows eq. 15.12."""
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -9,14 +8,7 @@ from vecfield import VectorFieldModel
 from vecfield.core.field import GuidableVectorField, VectorField
 from vecfield.nn import UNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (and two threads thrash on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_unet(**overrides: object) -> UNet:

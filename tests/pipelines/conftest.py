@@ -1,7 +1,6 @@
 """A tiny built dataset, its config file and a trained checkpoint, shared by the pipeline tests
 (the wave world of tests/forecast/helpers.py: 15 days, 16 × 32 grid, 4 training steps)."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,8 @@ from tests.forecast.helpers import tiny_pipeline_config, wave_dataset
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _every_test_on_one_thread(one_thread: None) -> None:
+    """Every test here runs with torch on one thread (``one_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
