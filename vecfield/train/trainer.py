@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 import warnings
@@ -306,10 +307,12 @@ class Trainer:
     def _synchronize(self, loss: Tensor, grad_norm: Tensor) -> tuple[float, float]:
         """Bring the update's loss (mean over processes) and gradient norm to the host; raise when an
         update since the last synchronization was not finite (on any process)."""
-        loss_value = float(self.context.mean(loss.detach().to(torch.float64)))
-        grad_value = float(grad_norm)
         assert self._nonfinite is not None
-        bad_updates = float(self.context.mean(self._nonfinite)) * self.context.world_size
+        # one collective for both: the loss's mean and the mean count of non-finite updates
+        loss_value, bad_mean = self.context.mean(torch.stack([loss.detach().to(torch.float64),
+                                                              self._nonfinite])).tolist()
+        bad_updates = bad_mean * self.context.world_size
+        grad_value = float(grad_norm)
         self._nonfinite.zero_()
         if bad_updates > 0 or not (math.isfinite(loss_value) and math.isfinite(grad_value)):
             since = self._synced_step + 1
@@ -427,9 +430,18 @@ class Trainer:
         return TrainSummary(self.step, self.last_loss, self.best_value, self.last_checkpoint)
 
     def close(self) -> None:
-        """Close the logs and destroy the process group if this trainer created it."""
+        """Close the logs and destroy the process group if this trainer created it.
+
+        The DDP wrapper is released first, while the group is idle: its Reducer holds the gloo group,
+        and if the group's last reference went with the wrapper at interpreter exit, the destructor
+        (joining gloo's worker threads, GIL held) could deadlock with a worker that needs the GIL to
+        free a finished collective (seen in about 1 of 8 two-process runs)."""
         if self.logger is not None:
             self.logger.close()
+        if self.context.distributed:
+            self.context.barrier()
+            self.forward_model = self.model
+            gc.collect()
         self.context.close()
 
     def __enter__(self) -> Trainer:
