@@ -153,7 +153,7 @@ def run_toy(cfg: dict[str, Any], out: Path) -> dict[str, Any]:
     train = sample_toy(data.toy, data.train_size, torch.Generator().manual_seed(data.seed))
     test = sample_toy(data.toy, data.test_size, torch.Generator().manual_seed(data.seed + 1))
     model = _build(cfg, (2,))
-    fit(model, train, cfg["train"], progress=True)
+    fit(model, train, cfg["train"], progress=True, run_dir=str(out / "training"))
     report = held_out_report(model, train, test)
     print(report)
     result = report.as_dict()
@@ -182,7 +182,8 @@ def run_images(cfg: dict[str, Any], out: Path) -> dict[str, Any]:
     train, test = images[slice(*data.train_range)], images[slice(*data.test_range)]
     dequantization = Dequantization(dataset.levels)
     model = _build(cfg, tuple(images.shape[1:]))
-    fit(model, train, cfg["train"], dequantization=dequantization, progress=True)
+    fit(model, train, cfg["train"], dequantization=dequantization, progress=True,
+        run_dir=str(out / "training"))
     report = held_out_report(model, train, test, dequantization, generator=torch.Generator().manual_seed(1))
     print(report)
     print(f"  uniform baseline: {math.log2(dataset.levels):.3f} bits/dim")

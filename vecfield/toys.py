@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import Tensor
 
+from vecfield.train.datasets import TensorRows
+
 if TYPE_CHECKING:
     from vecfield.core.model import VectorFieldModel
 
@@ -91,18 +93,17 @@ def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> T
     return SAMPLERS[name](n, generator)
 
 
-class ToyDataset(torch.utils.data.Dataset):
+class ToyDataset(TensorRows):
     """``n`` points of a toy density drawn once with ``seed``, as a map-style dataset of (2,)
     tensors (what ``vecfield.train.Trainer`` iterates, shuffles and resumes exactly)."""
 
     def __init__(self, name: str, n: int, seed: int = 0) -> None:
-        self.points = sample_toy(name, n, torch.Generator().manual_seed(seed))
+        super().__init__(sample_toy(name, n, torch.Generator().manual_seed(seed)))
 
-    def __len__(self) -> int:
-        return self.points.shape[0]
-
-    def __getitem__(self, index: int) -> Tensor:
-        return self.points[index]
+    @property
+    def points(self) -> Tensor:
+        """The drawn points (n, 2)."""
+        return self.rows
 
 
 class FieldTask:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from vecfield.density import (
     held_out_report,
 )
 from vecfield.flows import RealNVP
+from vecfield.train import load_checkpoint as load_training_checkpoint
 
 
 class UniformCube:
@@ -143,3 +145,24 @@ def test_ema_of_the_weights_is_the_exponential_average_of_the_trajectory() -> No
     assert (expected - trajectory[-1]).abs().max() > 1e-3  # the average is not the last iterate
     with pytest.raises(ValueError, match="ema_decay"):
         TrainSettings(ema_decay=1.0)
+
+
+def test_fit_runs_on_the_trainer_reproducibly_from_its_seed(tmp_path: Path) -> None:
+    """The gradient path is the package's Trainer: the seed fixes data order and dequantization
+    (same seed, same losses; another seed, other losses), and ``run_dir`` keeps its log and final
+    checkpoint, which loads back into the model's class."""
+    levels = torch.randint(0, 17, (300, 2), generator=torch.Generator().manual_seed(4)).double()
+    deq = Dequantization(17)
+
+    def run(seed: int, run_dir: str | None = None) -> tuple[list[float], torch.nn.Module]:
+        torch.manual_seed(0)  # the same initial weights
+        flow = RealNVP((2,), num_couplings=2, hidden_features=8, depth=1).double()
+        settings = TrainSettings(steps=12, batch_size=32, learning_rate=1e-2, seed=seed)
+        return fit(flow, levels, settings, dequantization=deq, run_dir=run_dir), flow
+
+    first, flow = run(1, str(tmp_path / "run"))
+    assert len(first) == 12 and run(1)[0] == first and run(2)[0] != first
+    log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 13 and log[0].startswith("step,")
+    stored = load_training_checkpoint(tmp_path / "run" / "checkpoints" / "step_000000012.pt")
+    torch.testing.assert_close(stored["model"], flow.state_dict())
