@@ -69,6 +69,23 @@ def test_condition_dropout_uses_the_null_token_at_rate_p() -> None:
         drop_condition(MLP(2, cond_features=3), torch.randn(4, 3), 0.5)
 
 
+class _NestedNull(torch.nn.Module):
+    """A backbone whose condition is a nested mapping with an absent entry; its null token is −1."""
+
+    def null_condition(self, cond: dict) -> dict:
+        return {"extra": None, "inner": {"label": torch.full_like(cond["inner"]["label"], -1)}}
+
+
+def test_condition_dropout_reaches_into_nested_mappings_past_absent_entries() -> None:
+    labels = torch.arange(1000) % 7
+    cond = {"extra": None, "inner": {"label": labels}}
+    dropped = drop_condition(_NestedNull(), cond, 0.3, torch.Generator().manual_seed(1))
+    assert dropped["extra"] is None
+    kept = dropped["inner"]["label"]
+    assert set(kept[kept >= 0].tolist()) <= set(range(7)) and torch.equal(kept[kept >= 0], labels[kept >= 0])
+    assert abs(float((kept == -1).double().mean()) - 0.3) < 0.05
+
+
 def test_condition_dropout_without_a_batch_tensor_says_so() -> None:
     with pytest.raises(ValueError, match="the condition holds none"):
         drop_condition(MLP(2, num_classes=4), {"label": None}, 0.5)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from vecfield.core.ais import AISResult, annealed_importance_sampling, gaussian_energy, time_path
+from vecfield.core.conditions import Condition
 from vecfield.core.mcmc import AnnealedResult, annealed_mcmc
 from vecfield.core.model import VectorFieldModel
 from vecfield.core.objective import UniformTime
@@ -66,7 +67,7 @@ class EnergyHead(nn.Module):
         if isinstance(features, int):
             self.features = features
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition = None) -> Tensor:
         f = self.backbone(x_t, t, cond)
         if f.shape != x_t.shape:
             raise ValueError(f"the energy head's backbone must return x_t's shape {tuple(x_t.shape)}, "
@@ -75,12 +76,12 @@ class EnergyHead(nn.Module):
             return 0.5 * ((x_t - f) ** 2).flatten(1).sum(1)
         return (x_t * f).flatten(1).sum(1)
 
-    def null_condition(self, cond: Any) -> Any:
+    def null_condition(self, cond: Condition) -> Condition:
         """The backbone's null condition (classifier-free guidance)."""
         return _null_condition(self.backbone, cond)
 
 
-def _null_condition(net: nn.Module, cond: Any) -> Any:
+def _null_condition(net: nn.Module, cond: Condition) -> Condition:
     null = getattr(net, "null_condition", None)
     if null is None:
         raise TypeError(f"{type(net).__name__} has no null_condition(cond); classifier-free guidance needs a "
@@ -102,11 +103,11 @@ class EnergyField(nn.Module):
         if isinstance(features, int):
             self.features = features
 
-    def energy(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+    def energy(self, x_t: Tensor, t: Tensor, cond: Condition = None) -> Tensor:
         """E(x_t, t, cond) (B,), in nats: −log p_t(x_t | cond) up to a constant in x."""
         return check_energy_output(self.net(x_t, t, cond), x_t)
 
-    def forward(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition = None) -> Tensor:
         """−∇ₓE(x_t, t, cond), shape of x_t; graph kept (create_graph) when grad mode is on."""
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
@@ -114,7 +115,7 @@ class EnergyField(nn.Module):
             (grad,) = torch.autograd.grad(self.energy(x, t, cond).sum(), x, create_graph=create_graph)
         return -grad
 
-    def null_condition(self, cond: Any) -> Any:
+    def null_condition(self, cond: Condition) -> Condition:
         """The energy network's null condition (classifier-free guidance)."""
         return _null_condition(self.net, cond)
 
@@ -184,7 +185,7 @@ def _step_sizes(model: VectorFieldModel, times: Tensor, step_size: float, data_s
     return [step_size * float(v) for v in c.alpha**2 * data_scale**2 + c.sigma**2]
 
 
-def sample_mcmc(model: VectorFieldModel, n_or_x0: int | Tensor, cond: Any = None, sampler: str = "mala",
+def sample_mcmc(model: VectorFieldModel, n_or_x0: int | Tensor, cond: Condition = None, sampler: str = "mala",
                 step_size: float = 0.05, levels: int = 50, steps_per_level: int = 1, data_scale: float = 1.0,
                 energy: EnergyFn | None = None, generator: torch.Generator | None = None,
                 leapfrog_steps: int = 3, transport: bool = True) -> AnnealedResult:
@@ -223,7 +224,7 @@ def sample_mcmc(model: VectorFieldModel, n_or_x0: int | Tensor, cond: Any = None
                          leapfrog_steps, ddim_step if transport else None)
 
 
-def log_partition(model: VectorFieldModel, chains: int = 1000, cond: Any = None, levels: int = 200,
+def log_partition(model: VectorFieldModel, chains: int = 1000, cond: Condition = None, levels: int = 200,
                   sampler: str = "hmc", step_size: float = 0.05, mcmc_steps: int = 1, data_scale: float = 1.0,
                   generator: torch.Generator | None = None, leapfrog_steps: int = 3) -> AISResult:
     """AIS estimate of log Z at the data end: log ∫exp(−E(x, t_end, cond)) dx, with its ESS.
@@ -259,7 +260,7 @@ def compose(*terms: tuple[float, EnergyFn]) -> EnergyFn:
     return energy
 
 
-def conditioned(model: VectorFieldModel, cond: Any = None) -> EnergyFn:
+def conditioned(model: VectorFieldModel, cond: Condition = None) -> EnergyFn:
     """(x, t) -> E(x, t, cond) of an energy model; a tensor ``cond`` of one entry (1,) is broadcast."""
     field = field_energy(model)
 

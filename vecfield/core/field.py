@@ -13,20 +13,22 @@ Backbones that support classifier-free guidance also implement ``null_condition(
 returns the condition with every entry replaced by the backbone's null token (seed eq. 15.12).
 """
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from torch import Tensor
+
+from vecfield.core.conditions import Condition
 
 
 @runtime_checkable
 class VectorField(Protocol):
     """Structural type of a backbone: ``(x_t, t, cond) -> Tensor``."""
 
-    def __call__(self, x_t: Tensor, t: Tensor, cond: Any = None) -> Tensor: ...
+    def __call__(self, x_t: Tensor, t: Tensor, cond: Condition = None) -> Tensor: ...
 
 
 @runtime_checkable
 class GuidableVectorField(VectorField, Protocol):
     """A backbone with a null condition token, as classifier-free guidance needs."""
 
-    def null_condition(self, cond: Any) -> Any: ...
+    def null_condition(self, cond: Condition) -> Condition: ...

@@ -16,7 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vecfield.core.conditions import concat_conditions, condition_batch_size, where_condition
+from vecfield.core.conditions import (
+    Condition,
+    concat_conditions,
+    condition_batch_size,
+    condition_device,
+    where_condition,
+)
 from vecfield.core.field import GuidableVectorField
 
 
@@ -27,7 +33,7 @@ def _require_null(net: Any) -> GuidableVectorField:
     return net
 
 
-def guided_output(net: Any, x_t: Tensor, t: Tensor, cond: Any, scale: float) -> Tensor:
+def guided_output(net: Any, x_t: Tensor, t: Tensor, cond: Condition, scale: float) -> Tensor:
     """f(x|∅) + w·(f(x|c) − f(x|∅)) for x_t (B, …), t (B,), computed in one call on 2B examples."""
     if cond is None:
         raise ValueError("guidance needs a condition; pass cond= or set guidance=None")
@@ -37,7 +43,8 @@ def guided_output(net: Any, x_t: Tensor, t: Tensor, cond: Any, scale: float) -> 
     return unconditional + scale * (conditional - unconditional)
 
 
-def drop_condition(net: Any, cond: Any, probability: float, generator: torch.Generator | None = None) -> Any:
+def drop_condition(net: Any, cond: Condition, probability: float,
+                   generator: torch.Generator | None = None) -> Condition:
     """The condition with each example's entry replaced by the null token with ``probability``."""
     if not 0 <= probability <= 1:
         raise ValueError(f"the condition dropout probability must lie in [0, 1], got {probability}")
@@ -50,5 +57,4 @@ def drop_condition(net: Any, cond: Any, probability: float, generator: torch.Gen
                          "the condition holds none")
     where = generator.device if generator is not None else "cpu"
     mask = torch.rand(batch, generator=generator, device=where) < probability
-    first = cond if torch.is_tensor(cond) else next(iter(cond.values()))
-    return where_condition(mask.to(first.device), net.null_condition(cond), cond)
+    return where_condition(mask.to(condition_device(cond)), net.null_condition(cond), cond)

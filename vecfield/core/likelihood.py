@@ -13,12 +13,13 @@ trajectory (unbiased; average several calls to shrink its variance).
 
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from vecfield.core.conditions import Condition
 from vecfield.core.solvers import Velocity
 
 DIVERGENCES: tuple[str, ...] = ("exact", "hutchinson")
@@ -84,7 +85,8 @@ def bits_per_dim(log_prob: NatsT, dims: int) -> NatsT:
     return -log_prob / (dims * math.log(2))
 
 
-def ode_log_prob(velocity: Velocity, x: Tensor, source_log_prob: Callable[[Tensor], Tensor], cond: Any = None,
+def ode_log_prob(velocity: Velocity, x: Tensor, source_log_prob: Callable[[Tensor], Tensor],
+                 cond: Condition = None,
                  t_start: float = 0.0, t_end: float = 1.0, divergence: str = "exact", method: str = "dopri5",
                  steps: int = 100, rtol: float = 1e-5, atol: float = 1e-5,
                  generator: torch.Generator | None = None) -> Tensor:

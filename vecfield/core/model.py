@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vecfield.core.conditions import check_condition_batch
+from vecfield.core.conditions import Condition, check_condition_batch
 from vecfield.core.couplings import Coupling, NoiseSampler, ZeroCoupling, get_coupling, standard_normal
 from vecfield.core.guidance import drop_condition, guided_output
 from vecfield.core.likelihood import gaussian_log_prob, ode_log_prob
@@ -135,12 +135,13 @@ class VectorFieldModel(nn.Module):
     def _coefficients(self, t: Tensor, x: Tensor) -> PathCoefficients:
         return self.schedule.coefficients(t).expand_as(x)
 
-    def _net(self, x: Tensor, t: Tensor, cond: Any, guidance: float | None) -> Tensor:
+    def _net(self, x: Tensor, t: Tensor, cond: Condition, guidance: float | None) -> Tensor:
         if guidance is None:
             return self.net(x, t, cond)
         return guided_output(self.net, x, t, cond, guidance)
 
-    def predict(self, x_t: Tensor, t: Tensor, cond: Any = None, guidance: float | None = None) -> Tensor:
+    def predict(self, x_t: Tensor, t: Tensor, cond: Condition = None,
+                guidance: float | None = None) -> Tensor:
         """The prediction in the model's target space at x_t (B, …), t (B,).
 
         With EDM preconditioning (σ̃ = σ_t/α_t, x̂ = x_t/α_t):
@@ -156,19 +157,20 @@ class VectorFieldModel(nn.Module):
         out = self._net(scaled / norm, t, cond, guidance)
         return (sd**2 / norm**2) * scaled + (noise * sd / norm) * out
 
-    def velocity(self, x_t: Tensor, t: Tensor, cond: Any = None, guidance: float | None = None) -> Tensor:
+    def velocity(self, x_t: Tensor, t: Tensor, cond: Condition = None,
+                 guidance: float | None = None) -> Tensor:
         """dx/dt of the probability-flow ODE at x_t (B, …), t (B,)."""
         prediction = self.predict(x_t, t, cond, guidance)
         return convert(prediction, self.options.target, "velocity", x_t, self._coefficients(t, x_t))
 
-    def endpoints(self, x_t: Tensor, t: Tensor, cond: Any = None,
+    def endpoints(self, x_t: Tensor, t: Tensor, cond: Condition = None,
                   guidance: float | None = None) -> tuple[Tensor, Tensor]:
         """The predicted (x̂₁, x̂₀) at x_t (B, …), t (B,)."""
         prediction = self.predict(x_t, t, cond, guidance)
         return endpoints(prediction, self.options.target, x_t, self._coefficients(t, x_t))
 
     # ---------------------------------------------------------------- training
-    def training_loss(self, x1: Tensor, cond: Any = None, x0: Tensor | None = None,
+    def training_loss(self, x1: Tensor, cond: Condition = None, x0: Tensor | None = None,
                       weight: Tensor | None = None, t: Tensor | None = None,
                       generator: torch.Generator | None = None) -> LossOutput:
         """The training loss on data x₁ (B, …) with the prediction and x_t it came from.
@@ -191,7 +193,7 @@ class VectorFieldModel(nn.Module):
             cond = drop_condition(self.net, cond, self.options.cond_dropout, generator)
         return self.objective.loss(self.predict, x1, x0, cond, weight=weight, t=t, generator=generator)
 
-    def loss(self, x1: Tensor, cond: Any = None, x0: Tensor | None = None, weight: Tensor | None = None,
+    def loss(self, x1: Tensor, cond: Condition = None, x0: Tensor | None = None, weight: Tensor | None = None,
              t: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Scalar training loss on data x₁ (B, …); arguments as ``training_loss``.
 
@@ -227,7 +229,7 @@ class VectorFieldModel(nn.Module):
         return parameter.dtype, parameter.device
 
     @torch.no_grad()
-    def sample(self, n_or_x0: int | Tensor, cond: Any = None, steps: int | None = None,
+    def sample(self, n_or_x0: int | Tensor, cond: Condition = None, steps: int | None = None,
                solver: str | None = None, guidance: float | None = None,
                generator: torch.Generator | None = None,
                draw_noise: Callable[[], Tensor] | None = None) -> Tensor:
@@ -273,7 +275,7 @@ class VectorFieldModel(nn.Module):
         return chosen(x, grid, sampling)
 
     # ---------------------------------------------------------------- likelihood
-    def log_prob(self, x: Tensor, cond: Any = None, divergence: str = "exact", method: str = "dopri5",
+    def log_prob(self, x: Tensor, cond: Condition = None, divergence: str = "exact", method: str = "dopri5",
                  steps: int = 100, rtol: float = 1e-5, atol: float = 1e-5, guidance: float | None = None,
                  generator: torch.Generator | None = None) -> Tensor:
         """log p(x) in nats per example (B,) by the probability-flow ODE from t_end back to t_start.

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vecfield.core.conditions import Condition
 from vecfield.core.schedules import DDPMSchedule, GaussianPath, PathCoefficients, Schedule, check_time
 from vecfield.core.targets import check_target, target_value
 
@@ -209,8 +210,9 @@ class Objective:
     def __post_init__(self) -> None:
         check_target(self.target)
 
-    def loss(self, predict: Predictor, x1: Tensor, x0: Tensor, cond: Any = None, weight: Tensor | None = None,
-             t: Tensor | None = None, generator: torch.Generator | None = None) -> LossOutput:
+    def loss(self, predict: Predictor, x1: Tensor, x0: Tensor, cond: Condition = None,
+             weight: Tensor | None = None, t: Tensor | None = None,
+             generator: torch.Generator | None = None) -> LossOutput:
         """The loss for data x₁ (B, …) paired with source x₀ (B, …), with its prediction and x_t.
 
         ``predict(x_t, t, cond)`` is the model in target space; ``t`` (B,) overrides the time sampler;

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from vecfield.core.conditions import Condition
 from vecfield.core.schedules import Schedule
 
 Velocity = Callable[[Tensor, Tensor, Any], Tensor]
@@ -105,7 +106,8 @@ def _at(t: Tensor, x: Tensor) -> Tensor:
     return t.to(x.dtype).expand(x.shape[0]).to(x.device)
 
 
-def solve_ode(velocity: Velocity, x: Tensor, grid: Tensor, cond: Any = None, method: str = "euler") -> Tensor:
+def solve_ode(velocity: Velocity, x: Tensor, grid: Tensor, cond: Condition = None,
+              method: str = "euler") -> Tensor:
     """Integrate dx/dt = velocity(x, t, cond) over ``grid`` with a fixed-step Runge–Kutta method.
 
     Shapes: x (B, …) the state at grid[0]; returns the state at grid[-1], same shape.
@@ -158,7 +160,7 @@ class Churn:
 
 
 def solve_stochastic_heun(velocity: Velocity, schedule: Schedule, x: Tensor, grid: Tensor,
-                          draw_noise: Callable[[], Tensor], cond: Any = None,
+                          draw_noise: Callable[[], Tensor], cond: Condition = None,
                           churn: Churn = Churn()) -> Tensor:
     """Heun with churn (module docstring) over ``grid``; 2 network calls per step.
 
@@ -184,8 +186,8 @@ def solve_stochastic_heun(velocity: Velocity, schedule: Schedule, x: Tensor, gri
     return x
 
 
-def solve_dopri5(velocity: Velocity, x: Tensor, t_start: float = 0.0, t_end: float = 1.0, cond: Any = None,
-                 rtol: float = 1e-5, atol: float = 1e-5) -> Tensor:
+def solve_dopri5(velocity: Velocity, x: Tensor, t_start: float = 0.0, t_end: float = 1.0,
+                 cond: Condition = None, rtol: float = 1e-5, atol: float = 1e-5) -> Tensor:
     """Adaptive Dormand–Prince 5(4) from t_start to t_end (torchdiffeq; t_end < t_start runs backwards)."""
 
     def field(t: Tensor, state: Tensor) -> Tensor:
@@ -212,7 +214,7 @@ def _noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=where).to(x.device)
 
 
-def solve_diffusion(endpoints: Endpoints, schedule: Schedule, x: Tensor, grid: Tensor, cond: Any = None,
+def solve_diffusion(endpoints: Endpoints, schedule: Schedule, x: Tensor, grid: Tensor, cond: Condition = None,
                     method: str = "ddpm", eta: float = 0.0,
                     generator: torch.Generator | None = None) -> Tensor:
     """Run a diffusion sampler (``ddpm``, ``ddpm_beta``, ``ddim`` or ``euler_maruyama``) over ``grid``.
@@ -259,7 +261,7 @@ class Sampling:
     velocity: Velocity
     endpoints: Endpoints
     schedule: Schedule
-    cond: Any = None
+    cond: Condition = None
     t_start: float = 0.0
     t_end: float = 1.0
     draw_noise: Callable[[], Tensor] | None = None
