@@ -131,6 +131,17 @@ class GridMeshGNN(nn.Module):
             raise ValueError("this GridMeshGNN takes no condition; build it with cond_channels > 0")
 
     def forward(self, x_t: Tensor, t: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        """Encode onto the multimesh, process, decode back to the grid.
+
+        Args:
+            x_t: (B, N_grid, in_channels), the state (or noised state) per grid node, in the
+                graph's grid-node order (latitude-major, as ``vecfield.graphs.build_graph``).
+            t: (B,) flow time or noise level, required when ``time_features > 0``, else None.
+            cond: (B, N_grid, cond_channels) grid condition, required when ``cond_channels > 0``.
+
+        Returns:
+            (B, N_grid, out_channels): the network output per grid node.
+        """
         self._check_inputs(x_t, t, cond)
         batch = x_t.shape[0]
         c = self.time_embedding(t) if self.time_embedding is not None else None
