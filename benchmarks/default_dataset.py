@@ -7,7 +7,12 @@
    years (per grid point: annual harmonics 1–3 and diurnal harmonics 1–2), the RMSE of persistence
    at 6 h, 24 h and 120 h, and both as fractions of that anomaly standard deviation (= the RMSE of
    the climatology forecast). A learned forecaster has to beat both baselines.
-3. Intrinsic predictability: twin experiments with the model itself from slightly perturbed
+3. Fast-oscillation bursts: the RMS, per calendar month, of the part of each field that flips
+   sign every output step, r_t = S_t − (S_(t−Δt) + S_(t+Δt))/2 (the 2Δt = 12 h period at 6-hourly
+   output, where faster inertia-gravity waves alias). A month far above the median is a burst a
+   forecaster cannot phase: it makes the one-step error larger than the two-step one (the
+   quickstart's test period holds one, in August of the third year; see docs/default_dataset.md).
+4. Intrinsic predictability: twin experiments with the model itself from slightly perturbed
    initial states (z500 RMSE after 0–5 days), the ceiling a learned forecaster can approach.
 
     PYTHONPATH=. python benchmarks/default_dataset.py            # 3 simulated years (the default)
@@ -82,6 +87,26 @@ def forecast_baselines(ds: xr.Dataset, held_out_days: float) -> list[dict]:
                 row[f"persistence_rmse_{lead}h"] = rmse
                 row[f"persistence_over_climatology_{lead}h"] = rmse / climatology_rmse
             rows.append(row)
+    return rows
+
+
+def fast_oscillation_bursts(ds: xr.Dataset, ratio: float = 3.0) -> list[dict]:
+    """Monthly area-weighted RMS of r_t = S_t − (S_(t−1) + S_(t+1))/2 per variable and level, with the
+    months whose RMS exceeds ``ratio`` × the median month (the bursts)."""
+    weights = np.cos(np.deg2rad(ds.latitude.values))[:, None]
+    weights = weights / weights.mean()
+    months = ds.time.values[1:-1].astype("datetime64[M]")
+    rows = []
+    for name in ("geopotential", "u_component_of_wind", "v_component_of_wind"):
+        for level in ds.level.values:
+            values = ds[name].sel(level=level).values.astype(np.float64)  # (T, H, W)
+            flip = values[1:-1] - (values[:-2] + values[2:]) / 2
+            monthly = {str(m): float(np.sqrt((flip[months == m] ** 2 * weights).mean()))
+                       for m in np.unique(months)}
+            median = float(np.median(list(monthly.values())))
+            rows.append({"variable": name, "level": int(level), "median_month_rms": median,
+                         "monthly_rms": monthly,
+                         "bursts": {m: v / median for m, v in monthly.items() if v > ratio * median}})
     return rows
 
 
@@ -171,6 +196,12 @@ def main() -> None:
         ratios = "".join(f"{row[f'persistence_over_climatology_{h}h']:>11.2f}" for h in LEADS_H)
         print(f"{row['variable']:<22}{row['level']:>6}{row['climatology_rmse']:>11.1f}{ratios}")
 
+    oscillations = fast_oscillation_bursts(ds)
+    print("\n12-hour (every-other-step) oscillation: median monthly RMS and the months above 3× it")
+    for row in oscillations:
+        bursts = ", ".join(f"{m} ×{r:.1f}" for m, r in row["bursts"].items()) or "none"
+        print(f"{row['variable']:<22}{row['level']:>6}{row['median_month_rms']:>11.3g}   bursts: {bursts}")
+
     twin = perfect_model_predictability(
         config, cases=1 if args.quick else 4, spinup_days=10 if args.quick else 120, separation_days=15
     )
@@ -188,6 +219,7 @@ def main() -> None:
         "config": dataclasses.asdict(config),
         "generation": generation,
         "baselines": rows,
+        "fast_oscillations": oscillations,
         "perfect_model_twin": twin,
     }
     write_text_atomic(args.out, json.dumps(result, indent=2))
