@@ -9,7 +9,7 @@
    the climatology forecast). A learned forecaster has to beat both baselines.
 3. Fast-oscillation bursts: the RMS, per calendar month, of the part of each field that flips
    sign every output step, r_t = S_t − (S_(t−Δt) + S_(t+Δt))/2 (the 2Δt = 12 h period at 6-hourly
-   output, where faster inertia-gravity waves alias). A month far above the median is a burst a
+   output, where short waves swept by a fast jet alias). A month far above the median is a burst a
    forecaster cannot phase: it makes the one-step error larger than the two-step one (the
    quickstart's test period holds one, in August of the third year; see docs/default_dataset.md).
 4. Intrinsic predictability: twin experiments with the model itself from slightly perturbed
