@@ -6,8 +6,9 @@ Data sources: ``crabs`` (Pearson's binned table, fitted by binned EM), ``toy`` (
 held-out NLL against the true entropy where known) and ``images`` (bundled 8×8 digits or MNIST IDX,
 uniformly dequantized, bits/dim). Models: gmm, vae, nice, realnvp, glow, cnf (the flow-matching
 continuous flow, likelihood by ODE), ebm (the energy-based model, likelihood by AIS). Writes into
-the output folder: ``report.json``, ``model.pt`` (checkpoint) and a figure (crab histogram with the fitted
-mixture, 2-D samples and density, or an image sample grid).
+the output folder: ``report.json``, ``model.pt`` (checkpoint), a figure (crab histogram with the fitted
+mixture, 2-D samples and density, or an image sample grid) and, for gradient-trained models,
+``training/`` (the Trainer's per-step ``train_log.csv`` and its final training checkpoint).
 """
 
 import argparse

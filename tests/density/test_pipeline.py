@@ -63,7 +63,9 @@ def test_tiny_cnf_digits_run(tmp_path: Path) -> None:
     assert result["model"] == "FlowMatchingCNF" and result["dims"] == 64 and result["is_bound"]
     assert math.isfinite(result["held_out_bits_per_dim"])
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.json", "model.pt",
-                                                                "digits_cnf_samples.png"}
+                                                                "digits_cnf_samples.png", "training"}
+    log = (tmp_path / "out" / "training" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 1 + 3  # the Trainer's per-step log: header and the 3 steps
 
 
 def test_tiny_mnist_run_reads_the_idx_files(shared_data: Path, tmp_path: Path) -> None:
