@@ -106,7 +106,7 @@ def fit(model: GradientTrainable | DirectlyFittable, train: Tensor, settings: Tr
             initialize(prepare(train[idx]).to(param.dtype))
         task = DensityTask(param.dtype, dequantization)
         with tempfile.TemporaryDirectory(prefix="vecfield-fit-") as scratch:
-            config = settings.trainer_config(run_dir or scratch, param.device.type, progress)
+            config = settings.trainer_config(run_dir or scratch, str(param.device), progress)
             with Trainer(task, model, TensorRows(train), config) as trainer:
                 trainer.fit()
                 if trainer.ema is not None:
