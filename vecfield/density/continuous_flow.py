@@ -102,14 +102,17 @@ class FlowMatchingCNF(ContinuousFlowDensity):
 
     The field is ``vecfield.nn.MLP(D, hidden_features, depth, time_features, activation)`` on the
     D = prod(event_shape) entries; ``method`` is a flow-matching preset of ``VectorFieldModel``
-    (flow_matching or ot_flow_matching). Other arguments: see ``ContinuousFlowDensity``.
+    (flow_matching or ot_flow_matching). fourier_features K > 0 feeds the MLP random Fourier features
+    of x at ``fourier_scale`` cycles per unit (``vecfield.nn.FourierFeatures``). Other arguments: see
+    ``ContinuousFlowDensity``.
     """
 
     METHODS: tuple[str, ...] = ("flow_matching", "ot_flow_matching")
 
     def __init__(self, event_shape: tuple[int, ...], hidden_features: int = 256, depth: int = 3,
                  time_features: int = 64, activation: Literal["silu", "relu", "gelu", "tanh"] = "silu",
-                 method: str = "flow_matching", divergence: Divergence = "auto", exact_max_dims: int = 16,
+                 fourier_features: int = 0, fourier_scale: float = 1.0, method: str = "flow_matching",
+                 divergence: Divergence = "auto", exact_max_dims: int = 16,
                  ode_method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, ode_steps: int = 100,
                  sample_solver: str = "dopri5", sample_steps: int = 50) -> None:
         shape = tuple(int(s) for s in event_shape)
@@ -118,12 +121,14 @@ class FlowMatchingCNF(ContinuousFlowDensity):
         if method not in self.METHODS:
             raise ValueError(f"unknown flow-matching method {method!r}; choose one of {list(self.METHODS)}")
         net = FlatField(MLP(math.prod(shape), hidden_features=hidden_features, depth=depth,
-                             time_features=time_features, activation=activation))
+                             time_features=time_features, activation=activation,
+                             fourier_features=fourier_features, fourier_scale=fourier_scale))
         model = VectorFieldModel(net, method=method, event_shape=shape)
         super().__init__(model, shape, divergence, exact_max_dims, ode_method, rtol, atol, ode_steps,
                          sample_solver, sample_steps)
         self.config = dict(event_shape=shape, hidden_features=hidden_features, depth=depth,
-                           time_features=time_features, activation=activation, method=method,
+                           time_features=time_features, activation=activation,
+                           fourier_features=fourier_features, fourier_scale=fourier_scale, method=method,
                            divergence=divergence, exact_max_dims=exact_max_dims, ode_method=ode_method,
                            rtol=rtol, atol=atol, ode_steps=ode_steps, sample_solver=sample_solver,
                            sample_steps=sample_steps)

@@ -95,27 +95,32 @@ class EnergyMLP(EnergyDensity):
 
     E(x, t) = head(MLP(D, hidden_features, depth, time_features)) with head "l2" (½‖x − f(x)‖²) or
     "dot" (⟨x, f(x)⟩); the VP path; training times t = sigmoid(time_mean + time_std·n), n ~ N(0, 1),
-    which weights the data end where the density is read. Other arguments: see ``EnergyDensity``.
+    which weights the data end where the density is read. fourier_features K > 0 feeds the MLP random
+    Fourier features of x at ``fourier_scale`` cycles per unit (``vecfield.nn.FourierFeatures``), for
+    energies with sharp edges. Other arguments: see ``EnergyDensity``.
     """
 
     def __init__(self, event_shape: tuple[int, ...], hidden_features: int = 128, depth: int = 3,
                  time_features: int = 32, head: str = "l2",
                  activation: Literal["silu", "relu", "gelu", "tanh"] = "silu", time_mean: float = 1.0,
-                 time_std: float = 1.5, ais_chains: int = 2000, ais_levels: int = 200,
+                 time_std: float = 1.5, fourier_features: int = 0, fourier_scale: float = 1.0,
+                 ais_chains: int = 2000, ais_levels: int = 200,
                  ais_sampler: str = "hmc", ais_step_size: float = 0.05, ais_data_scale: float = 1.0,
                  ais_seed: int = 0, sample_solver: str = "heun", sample_steps: int = 100) -> None:
         shape = tuple(int(s) for s in event_shape)
         if not shape or min(shape) < 1:
             raise ValueError(f"event_shape must be a non-empty tuple of positive sizes, got {event_shape}")
         backbone = FlatField(MLP(math.prod(shape), hidden_features=hidden_features, depth=depth,
-                                 time_features=time_features, activation=activation))
+                                 time_features=time_features, activation=activation,
+                                 fourier_features=fourier_features, fourier_scale=fourier_scale))
         model = energy_model(EnergyHead(backbone, head), "vp", event_shape=shape,
                              time_sampler=LogitNormalTime(time_mean, time_std))
         super().__init__(model, shape, ais_chains, ais_levels, ais_sampler, ais_step_size, ais_data_scale,
                          ais_seed, sample_solver, sample_steps)
         self.config: dict[str, Any] = dict(
             event_shape=shape, hidden_features=hidden_features, depth=depth, time_features=time_features,
-            head=head, activation=activation, time_mean=time_mean, time_std=time_std, ais_chains=ais_chains,
+            head=head, activation=activation, time_mean=time_mean, time_std=time_std,
+            fourier_features=fourier_features, fourier_scale=fourier_scale, ais_chains=ais_chains,
             ais_levels=ais_levels, ais_sampler=ais_sampler, ais_step_size=ais_step_size,
             ais_data_scale=ais_data_scale, ais_seed=ais_seed, sample_solver=sample_solver,
             sample_steps=sample_steps)
