@@ -111,12 +111,25 @@ def test_default_source_kind_opens_the_embedded_dataset(monkeypatch, tmp_path) -
     assert seen[-1] is None  # "" means the default cache folder
 
 
-@pytest.mark.parametrize("name", ["quickstart", "era5_wb2_64x32", "era5_arco_1deg", "era5_regional_europe"])
+@pytest.mark.parametrize("name", ["quickstart", "era5_wb2_64x32", "era5_arco_1deg", "era5_regional_europe",
+                                  "regional_surface_hourly"])
 def test_presets_are_valid_forecast_configs(name) -> None:
     from pathlib import Path
 
     config = load_forecast_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     assert config.rollout.steps >= 12 and config.train.curriculum[0] == (0, 1)
+
+
+def test_the_regional_surface_hourly_preset_is_surface_only_hourly_on_a_box() -> None:
+    from pathlib import Path
+
+    config = load_forecast_config(Path(__file__).parents[2] / "configs" / "regional_surface_hourly.yaml")
+    assert config.dataset.time.step_hours == 1 and config.dataset.levels == () and config.dataset.forcings
+    assert config.dataset.grid.area is not None and config.rollout.steps == 72
+    assert config.model.boundary_rim == 0 and config.rollout.boundary is None  # the one-file mode
+    forced = load_forecast_config(Path(__file__).parents[2] / "configs" / "regional_surface_hourly.yaml",
+                                  ["model.boundary_rim=4", "rollout.boundary=truth"])
+    assert forced.model.boundary_rim == 4 and forced.rollout.boundary == "truth"
 
 
 def test_grid_across_the_meridian_is_one_regular_box() -> None:

@@ -34,7 +34,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -43,6 +43,7 @@ from vecfield import evaluate as ev
 from vecfield.data.build import open_built_dataset
 from vecfield.data.catalogue import variable_units
 from vecfield.data.checks import check_physical_units
+from vecfield.data.sources import open_dataset
 from vecfield.data.streaming import split_range
 from vecfield.evaluate.align import LEAD_DIM, MissingPolicy
 from vecfield.evaluate.plots import (
@@ -60,6 +61,7 @@ from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.store import COMPLETED
 
 logger = logging.getLogger(__name__)
+Gridded = TypeVar("Gridded", xr.Dataset, xr.DataArray)
 MODEL = "vecfield"
 BEST = "best_baseline"
 BASELINES_EXPLAINED = (
@@ -118,11 +120,39 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     step = np.timedelta64(config.dataset.time.step_hours, "h")
     needed = np.union1d(inits, inits - step)
     initial = truth[list(forecaster.spec.state_layout.variables)].sel(time=needed).load()
+    boundary = open_boundary(rollout.boundary, truth)
     with sampler:
         return forecaster.rollout_to_zarr(
             initial, rollout.steps, output, init_times=list(inits), batch_size=rollout.batch_size,
-            members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
+            members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed, boundary=boundary,
         )
+
+
+def open_boundary(boundary: str | None, truth: xr.Dataset) -> xr.Dataset | None:
+    """The boundary data named by ``rollout.boundary``: None for none, ``truth`` (the dataset itself),
+    a WeatherBench2 forecast-layout zarr (``prediction_timedelta``; e.g. a coarser global forecast of
+    pipelines/rollout.py), or any source ``vecfield.data.sources.open_dataset`` reads (canonical)."""
+    if boundary is None:
+        return None
+    if boundary == "truth":
+        return truth
+    path = Path(boundary)
+    if not path.exists() and "://" not in boundary:
+        raise ValueError(f"rollout.boundary: {boundary} does not exist; give 'truth', the path of a dataset "
+                         "with the state variables over the box, or null (no boundary data)")
+    if path.suffix == ".zarr" and path.is_dir():
+        raw = xr.open_zarr(path)
+        if LEAD_DIM in raw.dims:
+            return raw
+    return open_dataset(boundary)
+
+
+def interior(dataset: Gridded, rim: int) -> Gridded:
+    """``dataset`` without the outer ``rim`` rows and columns of its box (the boundary data)."""
+    if rim == 0:
+        return dataset
+    return dataset.isel(latitude=slice(rim, dataset.sizes["latitude"] - rim),
+                        longitude=slice(rim, dataset.sizes["longitude"] - rim))
 
 
 def open_forecast_store(path: Path, completed_only: bool = False) -> tuple[xr.Dataset, list[str]]:
@@ -202,8 +232,12 @@ def evaluate_forecast(
             f"{sorted(map(str, truth_all.data_vars))}); evaluate against the dataset the forecaster was "
             "trained on (dataset.output of its config)"
         )
-    forecast = forecast.load()
-    truth = truth_all[list(forecast.data_vars)].load()
+    rim = int(forecast.attrs.get("boundary_rim", 0))
+    if rim:
+        notes.append(f"Boundary forcing: the outer {rim} grid cell(s) of the box hold the boundary data, so "
+                     "every score is over the interior only.")
+    forecast = interior(forecast, rim).load()
+    truth = interior(truth_all[list(forecast.data_vars)], rim).load()
     check_physical_units(truth, f"the dataset {config.dataset.output}")
     check_physical_units(forecast, f"the forecast {forecast_path}")
     train_start, train_end = split_range(truth_all, "train")
@@ -287,7 +321,8 @@ def evaluate_forecast(
                     map_leads,
                     output / f"maps_{name}{suffix}.png",
                     level=level,
-                    land_sea_mask=truth_all.get("land_sea_mask"),
+                    land_sea_mask=interior(truth_all["land_sea_mask"], rim) if "land_sea_mask" in truth_all
+                    else None,
                 )
     record = {
         "metric": "rmse",
