@@ -27,7 +27,8 @@ from torch import Tensor
 
 from vecfield.data.channels import ChannelLayout
 
-#: WeatherBench2's lead dimension of a forecast-layout boundary dataset
+#: WeatherBench2's lead dimension (``vecfield.forecast.store.LEAD_DIM``; not imported from there:
+#: the store imports the rollout, which imports this module)
 LEAD_DIM = "prediction_timedelta"
 
 
