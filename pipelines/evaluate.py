@@ -1,11 +1,13 @@
-"""Score a forecast zarr against the dataset's truth, persistence and climatology (WeatherBench2 metrics).
+"""Score a forecast zarr against the dataset's truth and simple baselines (WeatherBench2 metrics).
 
     python pipelines/evaluate.py --config configs/quickstart.yaml [--forecast runs/quickstart/forecast.zarr]
 
 Writes into ``rollout.output``: scorecard.md (the evaluation period and number of initializations;
 RMSE with ratios to the baselines, ACC and bias per variable, level and lead, with units),
 rmse_vs_lead.png, acc_vs_lead.png, maps_<variable><level>.png at
-``rollout.map_leads_hours`` and scores.json. The climatology is computed from the train split.
+``rollout.map_leads_hours`` and scores.json. The baselines are persistence, the climatology (day of
+year × hour), the per-hour-of-day climatology and damped anomaly persistence, all fitted on the train
+split, and the best of them at each lead (the scorecard's ``best_baseline`` row, naming the one chosen).
 An ensemble forecast (dim ``realization``, from ``pipelines/rollout.py --members N``) is scored by
 its mean there, plus crps_scorecard.md, crps_vs_lead.png and spread_skill.png.
 

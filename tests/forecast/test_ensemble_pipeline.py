@@ -48,5 +48,5 @@ def test_generative_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path
     np.testing.assert_allclose(record["crps"]["geopotential500"], expected, rtol=1e-6)
     ratio = ev.spread_skill_ratio(forecast, truth)["u_component_of_wind"].sel(level=850).values
     np.testing.assert_allclose(record["spread_skill_ratio"]["u_component_of_wind850"], ratio, rtol=1e-6)
-    assert set(record["mae"]) == {"persistence", "climatology"}
+    assert set(record["mae"]) == {"persistence", "climatology", "hourly_climatology", "damped_persistence"}
     assert "| geopotential | 500 | m² s⁻² | **vecfield** |" in written["crps_scorecard"].read_text()

@@ -48,7 +48,8 @@ def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys)
     assert str(forecast["time"].values[0]).startswith("2020-01-11T06")  # the test split, t − Δt inside it
     written = evaluate(["--config", str(config_file)])
     scores = json.loads(written["scores"].read_text())
-    assert set(scores["scores"]) == {"vecfield", "persistence", "climatology"}
+    assert set(scores["scores"]) == {"vecfield", "persistence", "climatology", "hourly_climatology",
+                                     "damped_persistence", "best_baseline"}
     assert scores["lead_hours"] == [6.0, 12.0, 18.0, 24.0]
     assert all(np.isfinite(v).all() for s in scores["scores"].values() for v in s.values())
     assert written["maps_geopotential500"].exists() and written["rmse_plot"].exists()
@@ -68,7 +69,8 @@ def test_build_train_rollout_evaluate_from_the_command_line(config_file, capsys)
     assert scores["units"] == {"geopotential500": "m**2 s**-2", "geopotential850": "m**2 s**-2",
                                "u_component_of_wind500": "m s**-1", "u_component_of_wind850": "m s**-1",
                                "2m_temperature": "K"}
-    assert set(scores["acc"]) == {"vecfield", "persistence"} and set(scores["bias"]) == set(scores["scores"])
+    assert set(scores["acc"]) == {"vecfield", "persistence"}
+    assert set(scores["bias"]) == set(scores["scores"]) - {"best_baseline"}
     assert all(-1 <= a <= 1 for a in scores["acc"]["vecfield"]["geopotential500"])
     val_log = (config_file.parent / "train" / "val_log.csv").read_text().splitlines()
     assert "rmse_geopotential500_12h" in val_log[0] and "score" in val_log[0]
@@ -109,12 +111,25 @@ def test_default_source_kind_opens_the_embedded_dataset(monkeypatch, tmp_path) -
     assert seen[-1] is None  # "" means the default cache folder
 
 
-@pytest.mark.parametrize("name", ["quickstart", "era5_wb2_64x32", "era5_arco_1deg", "era5_regional_europe"])
+@pytest.mark.parametrize("name", ["quickstart", "era5_wb2_64x32", "era5_arco_1deg", "era5_regional_europe",
+                                  "regional_surface_hourly"])
 def test_presets_are_valid_forecast_configs(name) -> None:
     from pathlib import Path
 
     config = load_forecast_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     assert config.rollout.steps >= 12 and config.train.curriculum[0] == (0, 1)
+
+
+def test_the_regional_surface_hourly_preset_is_surface_only_hourly_on_a_box() -> None:
+    from pathlib import Path
+
+    config = load_forecast_config(Path(__file__).parents[2] / "configs" / "regional_surface_hourly.yaml")
+    assert config.dataset.time.step_hours == 1 and config.dataset.levels == () and config.dataset.forcings
+    assert config.dataset.grid.area is not None and config.rollout.steps == 72
+    assert config.model.boundary_rim == 0 and config.rollout.boundary is None  # the one-file mode
+    forced = load_forecast_config(Path(__file__).parents[2] / "configs" / "regional_surface_hourly.yaml",
+                                  ["model.boundary_rim=4", "rollout.boundary=truth"])
+    assert forced.model.boundary_rim == 4 and forced.rollout.boundary == "truth"
 
 
 def test_grid_across_the_meridian_is_one_regular_box() -> None:

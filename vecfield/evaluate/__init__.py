@@ -16,6 +16,7 @@ from vecfield.evaluate.baselines import (
     climatology_forecast,
     damped_anomaly_persistence_forecast,
     persistence_forecast,
+    simple_baselines,
 )
 from vecfield.evaluate.climatology import climatology_at, compute_climatology
 from vecfield.evaluate.deterministic import (
@@ -73,6 +74,7 @@ __all__ = [
     "restrict_to_region",
     "rmse",
     "rmse_sqrt_before_time_mean",
+    "simple_baselines",
     "spatial_mean",
     "spread_skill_ratio",
     "valid_time",

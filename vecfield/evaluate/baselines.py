@@ -10,6 +10,10 @@ exactly the same functions as a model's forecast.
   by_day_of_year=False)`` the per-hour-of-day climatology C(hour(init + lead)).
 - Damped anomaly persistence: F(init, lead) = C(init + lead) + a_L·(x(init) − C(init)), with a_L
   fitted per lead on the training period (eq. 2 below).
+
+:func:`simple_baselines` makes the three that any dataset supports (persistence, the per-hour-of-day
+climatology of the training period and damped anomaly persistence fitted on it), and
+:func:`best_baseline` picks the best of scored baselines at every lead.
 """
 
 from collections.abc import Mapping, Sequence
@@ -19,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from vecfield.evaluate.align import INIT_DIM, LEAD_DIM
-from vecfield.evaluate.climatology import climatology_at
+from vecfield.evaluate.climatology import climatology_at, compute_climatology
 from vecfield.evaluate.weights import latitude_weights
 
 
@@ -129,6 +133,33 @@ def damped_anomaly_persistence_forecast(
     inits = initial[INIT_DIM]
     anomaly = initial - climatology_at(climatology, inits)
     return climatology_forecast(climatology, inits, leads) + coefficients * anomaly
+
+
+def simple_baselines(
+    truth: xr.Dataset,
+    training: xr.Dataset,
+    init_times: Sequence | np.ndarray | xr.DataArray,
+    lead_times: Sequence | np.ndarray,
+) -> tuple[dict[str, xr.Dataset], xr.Dataset]:
+    """Persistence, the per-hour-of-day climatology of ``training`` and damped anomaly persistence
+    (climatology and a_L, eq. 2, both from ``training``), as forecasts from ``init_times`` at
+    ``lead_times`` in forecast layout.
+
+    truth: canonical (time, [level], latitude, longitude) holding the initial states; training: the
+    training period of the same variables (no test data: it defines the climatology and a_L).
+    Returns ({"persistence", "hourly_climatology", "damped_persistence"} → forecast, the a_L
+    Dataset with dim ``prediction_timedelta``).
+    """
+    leads = _lead_times(lead_times)
+    climatology = compute_climatology(training, by_day_of_year=False)
+    coefficients = anomaly_persistence_coefficients(training, climatology, leads)
+    forecasts = {
+        "persistence": persistence_forecast(truth, init_times, leads),
+        "hourly_climatology": climatology_forecast(climatology, init_times, leads),
+        "damped_persistence": damped_anomaly_persistence_forecast(truth, climatology, coefficients,
+                                                                  init_times),
+    }
+    return forecasts, coefficients
 
 
 def best_baseline(scores: Mapping[str, xr.Dataset]) -> xr.Dataset:

@@ -18,6 +18,7 @@ from vecfield.config.typed import from_dict, to_dict
 from vecfield.core.model import VectorFieldModel
 from vecfield.data.channels import ChannelLayout
 from vecfield.data.streaming import WindowedDataset
+from vecfield.forecast.boundary import check_rim, rim_mask
 from vecfield.forecast.config import FORECAST_SCHEMA_VERSION, ModelConfig
 from vecfield.forecast.generative import (
     GenerativeOneStepForecaster,
@@ -113,6 +114,7 @@ class ForecasterSpec:
         """The (untrained) one-step forecaster of ``model.method`` (deterministic, or generative:
         ``GenerativeOneStepForecaster``); the graph comes from the cache or is built once."""
         m = self.model
+        check_rim(m.boundary_rim, self.latitude.size, self.longitude.size, self.graph_spec.grid.is_global)
         graph = load_or_build_graph(self.graph_spec, graph_cache)
         c, f, s = len(self.state_layout), len(self.forcing_layout), len(self.static_channels)
         net = GridMeshGNN(
@@ -128,13 +130,17 @@ class ForecasterSpec:
         weight = loss_weights(
             self.latitude, self.longitude.size, self.state_layout.channels, m.variable_weights
         )
+        rim = None
+        if m.boundary_rim > 0:
+            rim = rim_mask(m.boundary_rim, self.latitude.size, self.longitude.size)
+            weight[rim] = 0.0  # the rim is overwritten by boundary data: the loss is on the interior
         if m.method == "deterministic":
             field = VectorFieldModel(net, method="deterministic")
-            return OneStepForecaster(field, self.normalization, weight)
+            return OneStepForecaster(field, self.normalization, weight, rim)
         noise = SphereNoise.on_grid(self.latitude, self.longitude.size)
         field = generative_field(net, m.method, noise, (self.latitude.size * self.longitude.size, c),
                                  m.sampling_steps, m.sampling_churn, m.sampling_churn_noise)
-        return GenerativeOneStepForecaster(field, self.normalization, weight, noise)
+        return GenerativeOneStepForecaster(field, self.normalization, weight, noise, rim)
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain checkpoint metadata (tensors, strings, numbers), with the schema version."""

@@ -41,6 +41,10 @@ class ModelConfig:
     churn, with GenCast's S_min 0.75 and S_max ∞ (GenCast: 2.5); ignored when deterministic.
     sampling_churn_noise: S_noise of the churn, the added noise as a multiple of the noise level it
     restores (GenCast 1.05; larger widens the ensemble); ignored without churn.
+    boundary_rim: width in grid cells of the rim of a limited-area box that boundary data overwrite
+    after every step (``vecfield.forecast.boundary``): the truth in training, the truth or a coarser
+    forecast at inference (``rollout.boundary``); the loss and the scores are on the interior.
+    0 (default): no boundary data, a free boundary (what a user with one file has).
     """
 
     mesh_min_level: int = 0
@@ -55,8 +59,12 @@ class ModelConfig:
     sampling_steps: int = 20
     sampling_churn: float = 0.0
     sampling_churn_noise: float = 1.05
+    boundary_rim: int = 0
 
     def __post_init__(self) -> None:
+        if self.boundary_rim < 0:
+            raise ValueError(f"model.boundary_rim must be ≥ 0 grid cells (0: no boundary forcing), "
+                             f"got {self.boundary_rim}")
         if self.method not in MODEL_METHODS:
             raise ValueError(f"model.method {self.method!r} is unknown; choose one of {list(MODEL_METHODS)}")
         if self.sampling_steps < 1:
@@ -93,7 +101,10 @@ class RolloutConfig:
     together through the network (null: batch_size × members), which caps memory; seed: the ensemble's
     noise seed (the same seed gives the same ensemble). sampling_steps, sampling_churn,
     sampling_churn_noise: the generative sampler of this rollout (null: the checkpoint's
-    ``model.sampling_*``).
+    ``model.sampling_*``). boundary: the boundary data of a forecaster trained with
+    ``model.boundary_rim`` > 0: ``truth`` (the states of ``dataset.output``) or the path of a dataset
+    (zarr, netCDF or GRIB; e.g. a coarser global forecast, canonical or WeatherBench2 forecast layout)
+    holding the state variables over the box at every valid time; null for a free boundary.
     """
 
     output: str = "runs/forecast"
@@ -111,8 +122,11 @@ class RolloutConfig:
     sampling_steps: int | None = None
     sampling_churn: float | None = None
     sampling_churn_noise: float | None = None
+    boundary: str | None = None
 
     def __post_init__(self) -> None:
+        if self.boundary == "":
+            raise ValueError("rollout.boundary is empty; give 'truth', a dataset path, or null (no boundary)")
         if self.sampling_steps is not None and self.sampling_steps < 1:
             raise ValueError(f"rollout.sampling_steps must be ≥ 1 or null, got {self.sampling_steps}")
         if self.sampling_churn is not None and not self.sampling_churn >= 0:

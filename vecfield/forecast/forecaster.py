@@ -15,6 +15,12 @@ the memory does not grow with the number of steps. ``rollout_to_zarr`` writes ea
 store laid out in advance and records the number of finished leads after each write; a rerun
 reads the last two finished leads back and continues with identical values.
 
+Boundary forcing (a limited-area forecaster trained with ``model.boundary_rim`` > 0,
+``vecfield.forecast.boundary``): ``boundary`` is the dataset whose states overwrite the rim after
+every step (the truth, or a coarser global forecast in canonical or WeatherBench2 forecast layout);
+it is required by such a forecaster and refused by one with a free boundary. The output's rim then
+holds the boundary data; the attribute ``boundary_rim`` says how wide it is.
+
 Ensembles (generative forecasters, ``vecfield.forecast.ensemble``): ``members=M`` rolls out M members
 per initialization as batch rows, each fed its own previous states, in chunks of ``member_chunk`` rows
 (default batch_size × M) through the network; the output gains the dim ``realization`` (0 … M−1)
@@ -35,6 +41,7 @@ from vecfield._version import __version__
 from vecfield.data.checks import check_physical_units
 from vecfield.data.forcings import compute_forcings
 from vecfield.files import file_sha256
+from vecfield.forecast.boundary import BoundarySource
 from vecfield.forecast.build import ForecasterSpec
 from vecfield.forecast.ensemble import EnsemblePlan, plan_rows
 from vecfield.forecast.generative import GenerativeOneStepForecaster
@@ -120,6 +127,23 @@ class Forecaster:
                 )
         check_physical_units(initial[list(spec.state_layout.variables)], "the initial dataset")
 
+    def _boundary_source(self, boundary: xr.Dataset | None) -> BoundarySource | None:
+        """The boundary data the forecaster needs (see the module docstring), checked."""
+        rim = self.spec.model.boundary_rim
+        if rim == 0 and boundary is not None:
+            raise ValueError("this forecaster was trained with a free boundary (model.boundary_rim=0); it "
+                             "takes no boundary data: pass boundary=None (rollout.boundary: null)")
+        if rim > 0 and boundary is None:
+            raise ValueError(
+                f"this forecaster was trained with boundary forcing in a rim of {rim} cells; give the "
+                "boundary data (boundary=<dataset>, rollout.boundary: truth or a dataset path), or train one "
+                "with model.boundary_rim=0 for use without boundary data"
+            )
+        if boundary is None:
+            return None
+        return BoundarySource(boundary, self.spec.state_layout, self.spec.latitude, self.spec.longitude,
+                              self.spec.step_hours)
+
     def init_times(self, initial: xr.Dataset) -> np.ndarray:
         """Every time of ``initial`` whose predecessor t − Δt is also in it (possible initializations)."""
         times = initial["time"].values.astype("datetime64[ns]")
@@ -160,15 +184,20 @@ class Forecaster:
         steps: int,
         batch_size: int,
         ensemble: EnsemblePlan | None = None,
+        boundary: BoundarySource | None = None,
+        first_lead: int = 1,
     ) -> Iterator[torch.Tensor]:
         """Yield the next ``steps`` states (B, N, C) of all rows, one lead at a time; with ``ensemble``
-        the rows are its (initialization, member) pairs, each part stepped by its own MemberStepper."""
+        the rows are its (initialization, member) pairs, each part stepped by its own MemberStepper;
+        with ``boundary`` the rim is forced (the first yielded state is lead ``first_lead``)."""
         device = next(self.module.parameters()).device
         static = self.spec.static[None].to(device)
+        inits = current_times - (first_lead - 1) * self.step
         done = 0
         while done < steps:
             chunk = min(self.chunk_steps, steps - done)
             forcings = self._forcings(current_times + done * self.step, chunk)
+            rim = None if boundary is None else boundary.values(inits, first_lead + done, chunk)
             batches = []
             for start in range(0, len(current_times), batch_size):
                 part = slice(start, start + batch_size)
@@ -177,7 +206,9 @@ class Forecaster:
                 if ensemble is not None:
                     assert isinstance(self.module, GenerativeOneStepForecaster)  # plan_rows made the plan
                     stepper = ensemble.stepper(self.module, part, done + 1)
-                batches.append(autoregressive(stepper, inputs, forcings[part].to(device), static, chunk))
+                forced = None if rim is None else self.module.boundary(rim[part].to(device))
+                batches.append(autoregressive(stepper, inputs, forcings[part].to(device), static, chunk,
+                                              boundary=forced))
             for _ in range(chunk):
                 state = torch.cat([next(batch).state.cpu() for batch in batches])
                 previous, current = current, state
@@ -195,6 +226,7 @@ class Forecaster:
             "vecfield_version": __version__,
             "step_hours": self.spec.step_hours,
             "steps": steps,
+            "boundary_rim": self.spec.model.boundary_rim,
             "layout": "WeatherBench2 forecast: time = initialization time, valid time = time + "
             "prediction_timedelta",
             **{f"source_{k}": v for k, v in self.provenance.items()},
@@ -243,35 +275,40 @@ class Forecaster:
 
     def _lead_states(
         self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None, batch_size: int,
-        members: int, member_chunk: int | None, seed: int,
+        members: int, member_chunk: int | None, seed: int, boundary: xr.Dataset | None,
     ) -> tuple[np.ndarray, Iterator[torch.Tensor]]:
         """The initialization times and an iterator over the (rows, N, C) state of each lead."""
         inits = self._prepare(initial, init_times, steps, batch_size, members)
+        source = self._boundary_source(boundary)
         states, times, rows, ensemble = plan_rows(self.module, self._states(initial, inits), inits,
                                                   batch_size, members, member_chunk, seed)
-        return inits, self._leads(states[:, 0], states[:, 1], times, steps, rows, ensemble)
+        return inits, self._leads(states[:, 0], states[:, 1], times, steps, rows, ensemble, source)
 
     def rollout_chunks(
         self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None = None, batch_size: int = 8,
-        members: int = 1, member_chunk: int | None = None, seed: int = 0,
+        members: int = 1, member_chunk: int | None = None, seed: int = 0, boundary: xr.Dataset | None = None,
     ) -> Iterator[xr.Dataset]:
         """Yield the forecast one lead at a time (each a dataset with prediction_timedelta of size 1).
 
         members, member_chunk, seed: ensemble size, rows per network batch and noise seed of a
         generative forecaster (see the module docstring); ignored by a deterministic one (members=1).
+        boundary: the boundary data of a forecaster with boundary forcing (see the module docstring).
         """
-        inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed)
+        inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed,
+                                         boundary)
         for lead, state in enumerate(leads, 1):
             yield self._lead_dataset(state, inits, lead)
 
     def rollout(
         self, initial: xr.Dataset, steps: int, init_times: Sequence[Any] | None = None, batch_size: int = 8,
-        members: int = 1, member_chunk: int | None = None, seed: int = 0,
+        members: int = 1, member_chunk: int | None = None, seed: int = 0, boundary: xr.Dataset | None = None,
     ) -> xr.Dataset:
         """The forecast from each initialization time (default: every time of ``initial`` whose
         predecessor is present), ``steps`` leads, in WeatherBench2's forecast layout; ``members`` > 1
-        (generative forecasters) adds the ensemble dim ``realization``."""
-        inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed)
+        (generative forecasters) adds the ensemble dim ``realization``; ``boundary``: the boundary
+        data of a forecaster with boundary forcing (see the module docstring)."""
+        inits, leads = self._lead_states(initial, steps, init_times, batch_size, members, member_chunk, seed,
+                                         boundary)
         spec = self.spec
         lead_times = np.arange(1, steps + 1) * self.step
         forecast = forecast_dataset(spec.state_layout, spec.latitude, spec.longitude,  # assembled once
@@ -289,12 +326,14 @@ class Forecaster:
         members: int = 1,
         member_chunk: int | None = None,
         seed: int = 0,
+        boundary: xr.Dataset | None = None,
     ) -> Path:
         """Stream the forecast to the zarr store ``path`` lead by lead; rerunning after an interruption
         continues after the last finished lead (same initial data, times and batch size) and
-        gives identical values. ``members`` > 1 streams an ensemble (see :meth:`rollout_chunks`).
-        Returns the path."""
+        gives identical values. ``members`` > 1 streams an ensemble and ``boundary`` forces the rim
+        (see :meth:`rollout_chunks`). Returns the path."""
         inits = self._prepare(initial, init_times, steps, batch_size, members)
+        source = self._boundary_source(boundary)
         states = self._states(initial, inits)  # checks the values (NaNs) before any store is created
         spec = self.spec
         store = ForecastStore(path, spec.state_layout)
@@ -311,7 +350,8 @@ class Forecaster:
             previous = store.state(done - 2) if done >= 2 else states[:, 1]
         if ensemble is not None:
             ensemble.first_lead = done + 1
-        leads = self._leads(previous, current, times + done * self.step, steps - done, rows, ensemble)
+        leads = self._leads(previous, current, times + done * self.step, steps - done, rows, ensemble, source,
+                            done + 1)
         for lead, state in enumerate(leads, done + 1):
             store.write_lead(self._lead_dataset(state, inits, lead), lead)
         return store.path

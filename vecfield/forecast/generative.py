@@ -133,8 +133,8 @@ class GenerativeOneStepForecaster(OneStepForecaster):
     """
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
-                 noise: SphereNoise) -> None:
-        super().__init__(field, normalization, loss_weight)
+                 noise: SphereNoise, rim: Tensor | None = None) -> None:
+        super().__init__(field, normalization, loss_weight, rim)
         self.noise = noise
 
     def _check_field(self, field: VectorFieldModel) -> None:

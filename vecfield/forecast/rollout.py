@@ -5,8 +5,9 @@ inference (without).
 
 Each step's output becomes the next step's current state, so training on k steps back-propagates
 through the whole chain (GraphCast's autoregressive fine-tuning) and inference sees exactly the
-same computation. A generator: the caller decides what to keep, so long rollouts need memory for
-two states only.
+same computation. A limited-area forecaster with boundary forcing has the rim of each output
+replaced by boundary data before it is yielded and fed back (``vecfield.forecast.boundary``).
+A generator: the caller decides what to keep, so long rollouts need memory for two states only.
 """
 
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from torch import Tensor
+
+from vecfield.forecast.boundary import Boundary
 
 
 @dataclass
@@ -38,11 +41,13 @@ def autoregressive(
     static: Tensor,
     steps: int,
     targets: Tensor | None = None,
+    boundary: Boundary | None = None,
 ) -> Iterator[StepResult]:
     """Yield ``steps`` results, each (B, N, C) state (and loss when ``targets`` is given).
 
     inputs: (B, 2, N, C) states at t − Δt and t; forcings: (B, ≥ 2 + steps, N, F) at t − Δt, t, …,
-    t + steps·Δt; static: (B or 1, N, S); targets: (B, ≥ steps, N, C) or None.
+    t + steps·Δt; static: (B or 1, N, S); targets: (B, ≥ steps, N, C) or None; boundary: rim mask
+    and (B, ≥ steps, N, C) boundary states imposed on each output, or None (a free boundary).
     """
     if inputs.ndim != 4 or inputs.shape[1] != 2:
         raise ValueError(
@@ -53,9 +58,14 @@ def autoregressive(
         raise ValueError(f"{steps} steps need forcings at {steps + 2} times, got {forcings.shape[1]}")
     if targets is not None and targets.shape[1] < steps:
         raise ValueError(f"{steps} steps need {steps} targets, got {targets.shape[1]}")
+    if boundary is not None and boundary.values.shape[1] < steps:
+        raise ValueError(f"{steps} steps need boundary states at {steps} times, "
+                         f"got {boundary.values.shape[1]}")
     previous, current = inputs[:, 0], inputs[:, 1]
     for j in range(steps):
         target = None if targets is None else targets[:, j]
         result = stepper.step(previous, current, forcings[:, j : j + 3], static, target)
+        if boundary is not None:
+            result = StepResult(boundary.impose(result.state, j), result.loss)
         yield result
         previous, current = current, result.state

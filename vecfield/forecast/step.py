@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from vecfield.core.model import VectorFieldModel
+from vecfield.forecast.boundary import Boundary
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.rollout import StepResult, autoregressive
 
@@ -33,16 +34,26 @@ class OneStepForecaster(nn.Module):
                    net(x (B, N, C), t (B,), cond (B, N, 2C + 3F + S)) -> (B, N, C)
     normalization: statistics of eq. (2) and of the residual
     loss_weight:   (N, C) per-element weights of eq. (1)
+    rim:           (N,) bool, the rim of a limited-area box forced by boundary data after every step
+                   (``vecfield.forecast.boundary``; in training the targets are the boundary data),
+                   or None for a free boundary
     """
 
     loss_weight: Tensor  # (N, C) buffer
+    rim: Tensor | None  # (N,) bool buffer or None
 
-    def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor) -> None:
+    def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
+                 rim: Tensor | None = None) -> None:
         super().__init__()
         self._check_field(field)
         self.field = field
         self.normalization = normalization
         self.register_buffer("loss_weight", loss_weight.float(), persistent=False)
+        self.register_buffer("rim", None if rim is None else rim.bool(), persistent=False)
+
+    def boundary(self, values: Tensor) -> Boundary | None:
+        """The rim forced to ``values`` (B, k, N, C), or None when this forecaster has a free boundary."""
+        return None if self.rim is None else Boundary(self.rim, values)
 
     def _check_field(self, field: VectorFieldModel) -> None:
         """Refuse a learner this forecaster cannot drive (the generative subclass accepts others)."""
@@ -87,13 +98,15 @@ class OneStepForecaster(nn.Module):
         return StepResult(self.normalization.apply_residual(current, residual), output.loss)
 
     def forward(self, inputs: Tensor, forcings: Tensor, static: Tensor, targets: Tensor) -> Tensor:
-        """Training loss of a k-step rollout with gradients through it: mean over steps of loss (1).
+        """Training loss of a k-step rollout with gradients through it: mean over steps of loss (1);
+        with a ``rim`` the targets force it after every step.
 
         inputs: (B, 2, N, C) states at t − Δt, t; forcings: (B, 2 + k, N, F); static: (B, N, S);
         targets: (B, k, N, C) the states at t + Δt … t + kΔt.
         """
         losses = []
-        for result in autoregressive(self, inputs, forcings, static, targets.shape[1], targets):
+        boundary = self.boundary(targets)
+        for result in autoregressive(self, inputs, forcings, static, targets.shape[1], targets, boundary):
             assert result.loss is not None, "a step given its target returns its loss"
             losses.append(result.loss)
         return torch.stack(losses).mean()

@@ -62,11 +62,13 @@ class ForecastTask:
         return model(batch.inputs, batch.forcings[:, : 2 + k], batch.static, batch.targets[:, :k])
 
     def validate(self, model: OneStepForecaster, batch: Window) -> dict[str, float]:
-        """Per channel and lead: the batch mean of the latitude-weighted spatial MSE (physical units)."""
+        """Per channel and lead: the batch mean of the latitude-weighted spatial MSE (physical units);
+        a forecaster with boundary forcing is scored on the interior (its loss weights are 0 on the rim)."""
         targets = batch.targets
         lat_weight = model.loss_weight[:, :1] / model.loss_weight[:, :1].mean()  # latitude part, mean 1
         metrics = {}
-        steps = autoregressive(model, batch.inputs, batch.forcings, batch.static, targets.shape[1])
+        steps = autoregressive(model, batch.inputs, batch.forcings, batch.static, targets.shape[1],
+                               boundary=model.boundary(targets))
         for j, result in enumerate(steps):
             error = (result.state.float() - targets[:, j].float()) ** 2  # (B, N, C)
             mse = (error * lat_weight.float()).mean(dim=(0, 1))  # (C,)

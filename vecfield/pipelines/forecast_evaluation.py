@@ -1,4 +1,4 @@
-"""Forecast, then score against persistence and climatology: what pipelines/rollout.py,
+"""Forecast, then score against simple baselines: what pipelines/rollout.py,
 pipelines/evaluate.py and pipelines/quickstart.py run.
 
 Initializations are the times of a split, one every ``rollout.init_every_hours``, whose predecessor
@@ -7,15 +7,19 @@ such time of the split (``rollout.inits: all``): leads past the split are then s
 the dataset has their valid time (``missing="drop"``, per lead). The scorecard and ``scores.json``
 state how many initializations each lead was scored over. An interrupted forecast store (fewer
 ``completed_leads`` than leads) is refused, or, with ``completed_only``, scored on its finished
-leads with a note saying so. The climatology (day of year × hour,
-``vecfield.evaluate.compute_climatology``) comes from the ``train`` split only. Outputs in
+leads with a note saying so. The baselines are persistence, the climatology (day of year × hour,
+``vecfield.evaluate.compute_climatology``), the per-hour-of-day climatology and damped anomaly
+persistence (``vecfield.evaluate.simple_baselines``), all fitted on the ``train`` split only, and
+``best_baseline``, the lowest RMSE of those at each lead; the scorecard names which one that is per
+lead and gives the model's ratio to it. Outputs in
 ``rollout.output``: ``forecast.zarr``, ``scorecard.md`` (the evaluation period and number of
 initializations, then RMSE, ACC and bias tables with the units of every row), ``rmse_vs_lead.png``,
 ``acc_vs_lead.png``, ``maps_<variable><level>.png`` and ``scores.json``, which holds the same:
 ``evaluation`` (first and last initialization, their number, the last valid time, the
 climatology's period), ``units`` per channel (of RMSE and bias; ACC is dimensionless), and per
-system, channel and lead ``scores`` (RMSE), ``acc`` (model and persistence) and ``bias``
-(forecast − truth).
+system, channel and lead ``scores`` (RMSE, with ``best_baseline``), ``acc`` (model and persistence)
+and ``bias`` (forecast − truth), ``best_baseline_choice`` (the baseline picked per channel and lead)
+and ``damped_persistence_coefficients`` (a_L per channel and lead).
 
 Ensembles (a ``realization`` dim, ``rollout.members`` > 1 of a generative forecaster): the RMSE
 scorecard and plots score the ensemble mean, and ``crps_scorecard.md``, ``crps_vs_lead.png`` and
@@ -30,7 +34,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -39,6 +43,7 @@ from vecfield import evaluate as ev
 from vecfield.data.build import open_built_dataset
 from vecfield.data.catalogue import variable_units
 from vecfield.data.checks import check_physical_units
+from vecfield.data.sources import open_dataset
 from vecfield.data.streaming import split_range
 from vecfield.evaluate.align import LEAD_DIM, MissingPolicy
 from vecfield.evaluate.plots import (
@@ -56,7 +61,15 @@ from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.store import COMPLETED
 
 logger = logging.getLogger(__name__)
+Gridded = TypeVar("Gridded", xr.Dataset, xr.DataArray)
 MODEL = "vecfield"
+BEST = "best_baseline"
+BASELINES_EXPLAINED = (
+    "Baselines: persistence (the initial state); climatology (day of year × hour, train split); "
+    "hourly_climatology (by hour of day alone, train split); damped_persistence (hourly_climatology at "
+    "the valid time + a_L × the initial anomaly, a_L fitted per lead on the train split); best_baseline "
+    "(the lowest RMSE of those four at each lead)."
+)
 
 
 def initialization_times(truth: xr.Dataset, config: ForecastConfig) -> np.ndarray:
@@ -107,11 +120,39 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     step = np.timedelta64(config.dataset.time.step_hours, "h")
     needed = np.union1d(inits, inits - step)
     initial = truth[list(forecaster.spec.state_layout.variables)].sel(time=needed).load()
+    boundary = open_boundary(rollout.boundary, truth)
     with sampler:
         return forecaster.rollout_to_zarr(
             initial, rollout.steps, output, init_times=list(inits), batch_size=rollout.batch_size,
-            members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed,
+            members=rollout.members, member_chunk=rollout.member_chunk, seed=rollout.seed, boundary=boundary,
         )
+
+
+def open_boundary(boundary: str | None, truth: xr.Dataset) -> xr.Dataset | None:
+    """The boundary data named by ``rollout.boundary``: None for none, ``truth`` (the dataset itself),
+    a WeatherBench2 forecast-layout zarr (``prediction_timedelta``; e.g. a coarser global forecast of
+    pipelines/rollout.py), or any source ``vecfield.data.sources.open_dataset`` reads (canonical)."""
+    if boundary is None:
+        return None
+    if boundary == "truth":
+        return truth
+    path = Path(boundary)
+    if not path.exists() and "://" not in boundary:
+        raise ValueError(f"rollout.boundary: {boundary} does not exist; give 'truth', the path of a dataset "
+                         "with the state variables over the box, or null (no boundary data)")
+    if path.suffix == ".zarr" and path.is_dir():
+        raw = xr.open_zarr(path)
+        if LEAD_DIM in raw.dims:
+            return raw
+    return open_dataset(boundary)
+
+
+def interior(dataset: Gridded, rim: int) -> Gridded:
+    """``dataset`` without the outer ``rim`` rows and columns of its box (the boundary data)."""
+    if rim == 0:
+        return dataset
+    return dataset.isel(latitude=slice(rim, dataset.sizes["latitude"] - rim),
+                        longitude=slice(rim, dataset.sizes["longitude"] - rim))
 
 
 def open_forecast_store(path: Path, completed_only: bool = False) -> tuple[xr.Dataset, list[str]]:
@@ -171,7 +212,7 @@ def evaluate_forecast(
     forecast_path: Path, config: ForecastConfig, missing: MissingPolicy | None = None,
     completed_only: bool = False,
 ) -> dict[str, Path]:
-    """Score the forecast at ``forecast_path`` with persistence and climatology; write the scorecard,
+    """Score the forecast at ``forecast_path`` against the baselines; write the scorecard,
     plots and scores.json into ``rollout.output``. Returns name → written path.
 
     missing: "raise" (an error when the truth lacks a valid time the forecasts reach) or "drop"
@@ -191,12 +232,17 @@ def evaluate_forecast(
             f"{sorted(map(str, truth_all.data_vars))}); evaluate against the dataset the forecaster was "
             "trained on (dataset.output of its config)"
         )
-    forecast = forecast.load()
-    truth = truth_all[list(forecast.data_vars)].load()
+    rim = int(forecast.attrs.get("boundary_rim", 0))
+    if rim:
+        notes.append(f"Boundary forcing: the outer {rim} grid cell(s) of the box hold the boundary data, so "
+                     "every score is over the interior only.")
+    forecast = interior(forecast, rim).load()
+    truth = interior(truth_all[list(forecast.data_vars)], rim).load()
     check_physical_units(truth, f"the dataset {config.dataset.output}")
     check_physical_units(forecast, f"the forecast {forecast_path}")
     train_start, train_end = split_range(truth_all, "train")
-    climatology = ev.compute_climatology(truth.sel(time=slice(train_start, train_end)))
+    training = truth.sel(time=slice(train_start, train_end))
+    climatology = ev.compute_climatology(training)
     inits, leads = forecast["time"].values, forecast["prediction_timedelta"].values
     counts = initializations_per_lead(truth, inits, leads)
     if missing == "raise" and (counts < inits.size).any():
@@ -217,13 +263,18 @@ def evaluate_forecast(
     ensemble = forecast if ENSEMBLE_DIM in forecast.dims else None
     if ensemble is not None:
         forecast = ensemble.mean(ENSEMBLE_DIM)
+    simple, coefficients = ev.simple_baselines(truth, training, inits, leads)
     systems = {
         MODEL: forecast,
-        "persistence": ev.persistence_forecast(truth, inits, leads),
+        "persistence": simple["persistence"],
         "climatology": ev.climatology_forecast(climatology, inits, leads),
+        "hourly_climatology": simple["hourly_climatology"],
+        "damped_persistence": simple["damped_persistence"],
     }
     rmse = {name: _scored(ev.rmse, system, truth, missing=missing).compute()
             for name, system in systems.items()}
+    best = ev.best_baseline({name: scores for name, scores in rmse.items() if name != MODEL})
+    rmse[BEST] = best[list(rmse[MODEL].data_vars)]
     acc = {name: _scored(ev.acc, systems[name], truth, climatology, missing=missing).compute()
            for name in (MODEL, "persistence")}
     bias = {name: _scored(ev.bias, system, truth, missing=missing).compute()
@@ -234,11 +285,15 @@ def evaluate_forecast(
     climatology_period = [str(np.datetime_as_string(np.asarray(time, dtype="datetime64[ns]"), "m"))
                           for time in (train_start, train_end)]
     scorecard = "\n".join([
-        f"# Scorecard: {MODEL} against persistence and climatology",
+        f"# Scorecard: {MODEL} against simple baselines",
         "",
         *(f"**Note:** {note}\n" for note in notes),
         period,
         f"Truth: {config.dataset.output}; climatology: the train split {' to '.join(climatology_period)}.",
+        "",
+        BASELINES_EXPLAINED,
+        "",
+        *best_baseline_summary(best, leads),
         "",
         scorecard_markdown(rmse, MODEL, metric="RMSE"),
         scorecard_markdown(acc, MODEL, metric="ACC (anomaly correlation; above 0.6 = useful)", units="1",
@@ -266,7 +321,8 @@ def evaluate_forecast(
                     map_leads,
                     output / f"maps_{name}{suffix}.png",
                     level=level,
-                    land_sea_mask=truth_all.get("land_sea_mask"),
+                    land_sea_mask=interior(truth_all["land_sea_mask"], rim) if "land_sea_mask" in truth_all
+                    else None,
                 )
     record = {
         "metric": "rmse",
@@ -283,6 +339,9 @@ def evaluate_forecast(
         },
         "units": {channel: variable_units(name) for name, channel in _channels(forecast)},
         "scores": {name: _plain(dataset) for name, dataset in rmse.items()},
+        "best_baseline_choice": _plain(best[[f"{name}_baseline" for name in rmse[MODEL].data_vars]],
+                                       suffix="_baseline"),
+        "damped_persistence_coefficients": _plain(coefficients),
         "acc": {name: _plain(dataset) for name, dataset in acc.items()},
         "bias": {name: _plain(dataset) for name, dataset in bias.items()},
     }
@@ -291,6 +350,24 @@ def evaluate_forecast(
         written.update(ensemble_files)
     written["scores"] = write_text_atomic(output / "scores.json", json.dumps(record, indent=1))
     return written
+
+
+def best_baseline_summary(best: xr.Dataset, leads: np.ndarray) -> list[str]:
+    """Markdown lines naming the best baseline of each variable (and level) over runs of leads, e.g.
+    "- 2m_temperature: damped_persistence 1 h–9 h, hourly_climatology 10 h–72 h"."""
+    lines = ["Best baseline (the row *best_baseline* below) by lead:"]
+    for channel, names in _plain(best[[n for n in best.data_vars if str(n).endswith("_baseline")]],
+                                 suffix="_baseline").items():
+        runs: list[tuple[str, int, int]] = []  # (name, first lead index, last lead index)
+        for index, name in enumerate(names):
+            if runs and runs[-1][0] == name:
+                runs[-1] = (name, runs[-1][1], index)
+            else:
+                runs.append((name, index, index))
+        spans = [f"{name} {format_lead(leads[first])}"
+                 + ("" if first == last else f"–{format_lead(leads[last])}") for name, first, last in runs]
+        lines.append(f"- {channel}: " + ", ".join(spans))
+    return lines
 
 
 def _evaluate_ensemble(
@@ -330,10 +407,11 @@ def _channels(dataset: xr.Dataset) -> list[tuple[str, str]]:
     return out
 
 
-def _plain(scores: xr.Dataset) -> dict[str, list[float]]:
-    """variable[level] → score per lead."""
+def _plain(scores: xr.Dataset, suffix: str = "") -> dict[str, list]:
+    """variable[level] → score per lead (``suffix`` is cut from the variable names)."""
     out = {}
-    for name, var in scores.data_vars.items():
+    for long_name, var in scores.data_vars.items():
+        name = str(long_name).removesuffix(suffix)
         if "level" in var.dims:
             for level in var["level"].values.tolist():
                 out[f"{name}{level}"] = var.sel(level=level).values.tolist()
