@@ -1,6 +1,7 @@
 """Learning-rate factor at known steps (closed form) and the integer curriculum."""
 
 import math
+from pathlib import Path
 
 import pytest
 from torch import nn
@@ -50,3 +51,30 @@ def test_curriculum_from_yaml_lists_is_validated():
         Curriculum.from_pairs([[0, 1, 2]])
     with pytest.raises(ValueError, match="first start_step is 0"):
         Curriculum.from_pairs([])
+
+
+def test_warm_restarts_run_the_schedule_afresh_in_each_phase() -> None:
+    """With restarts at 40 and 70 of 100 updates, each cycle is the plain schedule of its own length."""
+    f = WarmupCosineSchedule(warmup_steps=5, total_steps=100, min_ratio=0.1, restarts=(40, 70))
+    for start, end in ((0, 40), (40, 70), (70, 100)):
+        plain = WarmupCosineSchedule(5, end - start, 0.1)
+        assert [f(i) for i in range(start, end)] == [plain(i) for i in range(end - start)]
+    assert f(39) < 0.11 and f(44) == 1.0 and f(69) < 0.11 and f(100) == pytest.approx(0.1)
+    short = WarmupCosineSchedule(warmup_steps=10, total_steps=20, min_ratio=0.0, restarts=(16,))
+    assert short(16) == pytest.approx(1 / 4) and short(19) == 1.0  # warm-up shortened to the 4-step cycle
+    with pytest.raises(ValueError, match="restarts must increase"):
+        WarmupCosineSchedule(0, 100, 0.0, restarts=(50, 50))
+
+
+def test_the_trainer_restarts_its_rate_at_each_curriculum_phase(tmp_path: Path) -> None:
+    config = TrainerConfig(run_dir=str(tmp_path), max_steps=30, lr=1.0, min_lr_ratio=0.0,
+                           curriculum=[[0, 1], [10, 2], [20, 4]], lr_restart_per_phase=True)
+    scheduler = build_scheduler(build_optimizer(nn.Linear(2, 2), config), config)
+    rates = []
+    for _ in range(30):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    assert rates[0] == rates[10] == rates[20] == 1.0 and max(rates[9], rates[19], rates[29]) < 0.03
+    with pytest.raises(ValueError, match="two or more phases"):
+        TrainerConfig(run_dir=str(tmp_path), max_steps=30, lr_restart_per_phase=True)

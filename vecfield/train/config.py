@@ -60,6 +60,7 @@ class TrainerConfig:
     grad_clip_norm: float | None = 1.0
     ema_decay: float | None = 0.999
     curriculum: tuple[tuple[int, int], ...] = ()
+    lr_restart_per_phase: bool = False
     mixed_precision: str = "auto"
     compile: bool = False
     device: str = "auto"
@@ -117,6 +118,9 @@ class TrainerConfig:
                              f"got {self.ema_decay!r}")
         pairs = Curriculum.from_pairs(self.curriculum).pairs if self.curriculum else ()
         object.__setattr__(self, "curriculum", pairs)
+        if self.lr_restart_per_phase and len(pairs) < 2:
+            raise ValueError("lr_restart_per_phase restarts the learning-rate schedule at each curriculum "
+                             "phase; give a curriculum of two or more phases, or lr_restart_per_phase: false")
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION_CHOICES)
         _choice("best_mode", self.best_mode, BEST_MODE_CHOICES)
         _choice("backend", self.backend, BACKEND_CHOICES)

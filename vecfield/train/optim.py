@@ -43,6 +43,9 @@ def build_optimizer(model: nn.Module, config: TrainerConfig) -> AdamW:
 
 
 def build_scheduler(optimizer: AdamW, config: TrainerConfig) -> LambdaLR:
-    """LambdaLR with :class:`WarmupCosineSchedule`; ``scheduler.step()`` once after every update."""
-    schedule = WarmupCosineSchedule(config.warmup_steps, config.max_steps, config.min_lr_ratio)
+    """LambdaLR with :class:`WarmupCosineSchedule` (restarted at each curriculum phase with
+    ``lr_restart_per_phase``); ``scheduler.step()`` once after every update."""
+    restarts = tuple(start for start, _ in config.curriculum[1:] if start < config.max_steps) \
+        if config.lr_restart_per_phase else ()
+    schedule = WarmupCosineSchedule(config.warmup_steps, config.max_steps, config.min_lr_ratio, restarts)
     return LambdaLR(optimizer, lr_lambda=schedule)

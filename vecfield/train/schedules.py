@@ -19,6 +19,12 @@ class WarmupCosineSchedule:
 
     so the first update already has a non-zero rate, the peak 1 is reached at i = W − 1 (or at
     i = 0 without warm-up) and f reaches the floor r at i = N (clamped there afterwards).
+
+    ``restarts`` (update indices 0 < s₁ < s₂ < … < N) makes it a warm-restart schedule (SGDR,
+    Loshchilov & Hutter 2017): each cycle [s_k, s_(k+1)) (s₀ = 0, the last ending at N) runs the
+    formula above on its own, i ↦ i − s_k and N ↦ s_(k+1) − s_k, warm-up included (shortened to the
+    cycle when longer). With the rollout curriculum's phase starts as restarts, every phase gets its
+    own peak-to-floor decay instead of the tail of one decay over all of training.
     Used as the ``lr_lambda`` of ``torch.optim.lr_scheduler.LambdaLR``; its fields travel in the
     scheduler's state dict as plain numbers.
     """
@@ -26,6 +32,7 @@ class WarmupCosineSchedule:
     warmup_steps: int
     total_steps: int
     min_ratio: float
+    restarts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_steps <= self.total_steps:
@@ -33,12 +40,19 @@ class WarmupCosineSchedule:
                              f"got {self.warmup_steps} and {self.total_steps}")
         if not 0.0 <= self.min_ratio <= 1.0:
             raise ValueError(f"min_ratio must lie in [0, 1], got {self.min_ratio}")
+        bounds = (0, *self.restarts, self.total_steps)
+        if any(b <= a for a, b in itertools.pairwise(bounds)):
+            raise ValueError(f"restarts must increase strictly inside (0, total_steps = {self.total_steps}), "
+                             f"got {list(self.restarts)}")
 
     def __call__(self, i: int) -> float:
-        if i < self.warmup_steps:
-            return (i + 1) / self.warmup_steps
-        decay_steps = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (i - self.warmup_steps) / decay_steps)
+        start = max((s for s in self.restarts if s <= i), default=0)
+        end = min((s for s in self.restarts if s > i), default=self.total_steps)
+        i, warmup = i - start, min(self.warmup_steps, end - start)
+        if i < warmup:
+            return (i + 1) / warmup
+        decay_steps = max(1, end - start - warmup)
+        progress = min(1.0, (i - warmup) / decay_steps)
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
