@@ -47,7 +47,7 @@ def trained() -> EnergyMLP:
     torch.manual_seed(0)
     model = EnergyMLP((2,), hidden_features=64, depth=2, time_features=16, ais_chains=2000, ais_levels=100)
     data = sample_mixture(20_000, torch.Generator().manual_seed(1)).float()
-    fit(model, data, TrainSettings(steps=3000, batch_size=1024, learning_rate=2e-3, ema_decay=0.995))
+    fit(model, data, TrainSettings(steps=6000, batch_size=1024, learning_rate=2e-3, ema_decay=0.995))
     return model
 
 
