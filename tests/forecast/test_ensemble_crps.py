@@ -192,3 +192,35 @@ def test_crps_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path) -> N
     written = evaluate(["--config", str(path)])
     record = json.loads(written["scores"].read_text())["ensemble"]
     assert record["members"] == 3 and written["spread_skill_plot"].exists()
+
+
+def test_init_from_a_deterministic_checkpoint_loads_all_but_the_noise_embedding(tmp_path):
+    from vecfield.forecast import ForecastTask
+    from vecfield.train import Trainer, TrainerConfig
+    from vecfield.train.checkpoint import CheckpointError, load_initial_weights
+
+    ds = wave_dataset(days=4)
+    spec, windows, _ = tiny_spec(ds, n_leads=1)
+    torch.manual_seed(0)
+    deterministic = spec.build()
+    task = ForecastTask(spec.state_layout.channels, 6, spec.normalization.state_std)
+    config = TrainerConfig(run_dir=str(tmp_path / "det"), max_steps=1, batch_size=2, progress_bar=False,
+                           ema_decay=None)
+    with Trainer(task, deterministic, windows, config, metadata=spec.to_metadata()) as trainer:
+        trainer.fit()
+        checkpoint = trainer.store.latest()
+    crps_model = dataclasses.replace(TINY_MODEL, method="crps", noise_features=4)
+    crps_spec = dataclasses.replace(spec, model=crps_model)
+    torch.manual_seed(1)
+    stochastic = crps_spec.build()
+    before = {k: v.clone() for k, v in stochastic.state_dict().items()}
+    load_initial_weights(checkpoint, stochastic)
+    loaded, source = stochastic.state_dict(), deterministic.state_dict()
+    for name, value in loaded.items():
+        if name.startswith("field.net.noise_embedding."):
+            torch.testing.assert_close(value, before[name])  # fresh: not in the deterministic checkpoint
+        else:
+            torch.testing.assert_close(value, source[name])
+    wider = dataclasses.replace(spec, model=dataclasses.replace(crps_model, latent=8))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_initial_weights(checkpoint, wider.build())

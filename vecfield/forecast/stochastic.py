@@ -41,7 +41,11 @@ class StochasticOneStepForecaster(OneStepForecaster):
     field: ``VectorFieldModel(net, method="deterministic")`` with a ``GridMeshGNN`` built with
     ``noise_features`` > 0, net(x, t, cond, noise (B, K)) -> (B, N, C).
     members: M, members per initialization in training; alpha: afCRPS's α (1: fair CRPS).
+    ``train.init_from`` a deterministic checkpoint of the same network loads every weight but the
+    noise embedding, which keeps its initial values (``fresh_on_init_from``).
     """
+
+    fresh_on_init_from = ("field.net.noise_embedding.",)
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
                  members: int, alpha: float) -> None:
