@@ -150,7 +150,7 @@ def test_crps_config_mistakes_are_refused():
         ModelConfig(method="crps", time_features=0)
 
 
-def test_the_crps_preset_trains_the_quickstart_network_on_its_data_with_its_curriculum():
+def test_the_crps_preset_fine_tunes_the_quickstart_network_on_its_data_to_eight_steps():
     from pathlib import Path
 
     from vecfield.forecast.config import load_forecast_config
@@ -159,9 +159,10 @@ def test_the_crps_preset_trains_the_quickstart_network_on_its_data_with_its_curr
     config = load_forecast_config(configs / "ensemble_crps.yaml")
     quickstart = load_forecast_config(configs / "quickstart.yaml")
     assert config.model.method == "crps" and config.model.crps_members >= 2 and config.rollout.members >= 8
-    assert config.dataset == quickstart.dataset and config.train.curriculum == quickstart.train.curriculum
-    assert (config.model.latent, config.model.mesh_max_level) == (quickstart.model.latent,
-                                                                  quickstart.model.mesh_max_level)
+    assert config.dataset == quickstart.dataset and config.train.curriculum[-1][1] == 8
+    network = ("latent", "processor_layers", "time_features", "mesh_min_level", "mesh_max_level")
+    assert [getattr(config.model, k) for k in network] == [getattr(quickstart.model, k) for k in network]
+    assert config.train.init_from == str(Path(quickstart.train.run_dir) / "checkpoints" / "best.pt")
 
 
 @pytest.mark.slow  # ~40 s on 2 shared cores: a dataset build, training, rollout and evaluation
