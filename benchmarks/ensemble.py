@@ -1,4 +1,4 @@
-"""Generative ensemble against the deterministic forecaster on the held-out split (issue 7's must-show).
+"""Ensembles against the deterministic forecaster on the held-out split (issues 7 and 23's must-shows).
 
 For initializations of ``rollout.split`` (``rollout.init_every_hours`` apart, ``--inits`` of them)
 it rolls out, ``rollout.steps`` leads each:
@@ -6,10 +6,14 @@ it rolls out, ``rollout.steps`` leads each:
 - vecfield's ensemble: ``--members`` members of the generative forecaster (``--checkpoint``) with
   Heun on ``model.sampling_steps`` steps (``--sampling-steps``), with churn S_churn = ``--churn``
   and S_noise = ``--churn-noise`` (default the model's), timed (members per second of a whole rollout);
+- the CRPS-trained ensemble (``--crps``, ``model.method: crps``), the same members and initializations,
+  timed the same way (one network call per member and lead);
 and reports per channel at 24 h … 120 h: the spread–skill ratio (finite-ensemble corrected), the
 ensemble's fair CRPS against the deterministic MAE (the CRPS of a single-valued forecast), and the
 ensemble-mean RMSE (and WeatherBench2's debiased ensemble-mean RMSE, the estimate for an infinite
-ensemble) against the deterministic RMSE. Then, on ``--sweep-inits`` initializations, the
+ensemble) against the deterministic RMSE; for the CRPS ensemble also its CRPS against the
+GenCast-like one's and the members-per-second ratio (issue 23's table). Then (unless ``--sweep
+none``), on ``--sweep-inits`` initializations, the
 same scores for each ``--sweep`` sampler, ``steps`` (the ODE), ``steps:S_churn`` (GenCast's
 stochastic sampler) or ``steps:S_churn:S_noise`` (its noise inflated), i.e. quality against
 cost; and the log-score of the verifying state (exact ODE likelihood, Hutchinson divergence) with
@@ -17,7 +21,8 @@ its time per state.
 
     PYTHONPATH=. python benchmarks/ensemble.py --config configs/generative_edm.yaml \
         --checkpoint runs/generative_edm/train/checkpoints/best.pt \
-        --deterministic runs/quickstart/train/checkpoints/best.pt [--members 8 --inits 12]
+        --deterministic runs/quickstart/train/checkpoints/best.pt \
+        [--crps runs/ensemble_crps/train/checkpoints/best.pt] [--members 8 --inits 12]
     PYTHONPATH=. python benchmarks/ensemble.py --quick        # untrained tiny models (CI smoke)
 
 Prints tables and writes benchmarks/results/ensemble.json.
@@ -46,8 +51,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 LEADS_HOURS = (24, 48, 72, 96, 120)
 
 
-def _quick_world() -> tuple[xr.Dataset, Forecaster, Forecaster, np.ndarray]:
-    """Untrained tiny deterministic and EDM forecasters on the synthetic 11.25° waves."""
+def _quick_world() -> tuple[xr.Dataset, Forecaster, Forecaster, Forecaster, np.ndarray]:
+    """Untrained tiny deterministic, EDM and CRPS forecasters on the synthetic 11.25° waves."""
     sys.path.insert(0, str(ROOT))
     from tests.forecast.helpers import TINY_MODEL, tiny_spec, wave_dataset
 
@@ -59,7 +64,10 @@ def _quick_world() -> tuple[xr.Dataset, Forecaster, Forecaster, np.ndarray]:
         spec, model=dataclasses.replace(TINY_MODEL, method="edm", sampling_steps=4)
     )
     generative = Forecaster(generative_spec.build(), generative_spec)
-    return ds, deterministic, generative, ds["time"].values[[2, 6]]
+    crps_model = dataclasses.replace(TINY_MODEL, method="crps", noise_features=8)
+    crps_spec = dataclasses.replace(spec, model=crps_model)
+    stochastic = Forecaster(crps_spec.build(), crps_spec)
+    return ds, deterministic, generative, stochastic, ds["time"].values[[2, 6]]
 
 
 def _channels(scores: xr.Dataset) -> dict[str, np.ndarray]:
@@ -135,6 +143,48 @@ def _table(scores: dict[str, dict], lead_hours: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+#: issue 23's goals: spread–skill band at every lead; CRPS against the GenCast-like one and ensemble-mean
+#: RMSE against the deterministic one from 48 h; members per second against the GenCast-like one
+SSR_BAND, CRPS_RATIO_GOAL, RMSE_RATIO_GOAL, GOALS_FROM_HOURS, SPEED_GOAL = (0.85, 1.15), 0.9, 1.0, 48, 20.0
+
+
+def _crps_table(crps: dict[str, dict], gencast: dict[str, dict], lead_hours: np.ndarray) -> tuple[str, dict]:
+    """Issue 23's table per channel and lead (✓/✗ against its goals) and the counts of cells that meet
+    each goal."""
+    leads = [h for h in LEADS_HOURS if h in lead_hours]
+    lines = [
+        "| channel | lead | SSR GenCast-like | SSR CRPS | CRPS / GenCast-like CRPS | CRPS / det. MAE | "
+        "ens-mean RMSE / det. RMSE | debiased / det. RMSE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    hits = {"ssr": [0, 0], "crps_vs_gencast": [0, 0], "crps_vs_det_mae": [0, 0], "rmse_vs_det": [0, 0]}
+
+    def mark(goal: str, ok: bool, counted: bool = True) -> str:
+        if counted:
+            hits[goal][0] += int(ok)
+            hits[goal][1] += 1
+        return "✓" if ok else ("✗" if counted else "")
+
+    for channel in crps["crps"]:
+        for h in leads:
+            i = int(np.flatnonzero(lead_hours == h)[0])
+            ssr_gen, ssr = gencast["spread_skill_ratio"][channel][i], crps["spread_skill_ratio"][channel][i]
+            vs_gen = crps["crps"][channel][i] / gencast["crps"][channel][i]
+            vs_mae = crps["crps"][channel][i] / crps["deterministic_mae"][channel][i]
+            det_rmse = crps["deterministic_rmse"][channel][i]
+            rmse = crps["ensemble_mean_rmse"][channel][i] / det_rmse
+            debiased = crps["debiased_ensemble_mean_rmse"][channel][i] / det_rmse
+            late = h >= GOALS_FROM_HOURS
+            lines.append(
+                f"| {channel} | {h} h | {ssr_gen:.2f} | "
+                f"{ssr:.2f} {mark('ssr', SSR_BAND[0] <= ssr <= SSR_BAND[1])} | "
+                f"{vs_gen:.2f} {mark('crps_vs_gencast', vs_gen <= CRPS_RATIO_GOAL, late)} | "
+                f"{vs_mae:.2f} {mark('crps_vs_det_mae', vs_mae < 1)} | "
+                f"{rmse:.2f} {mark('rmse_vs_det', rmse <= RMSE_RATIO_GOAL, late)} | {debiased:.2f} |"
+            )
+    return "\n".join(lines), {goal: {"met": met, "cells": cells} for goal, (met, cells) in hits.items()}
+
+
 def _sampler(entry: str) -> tuple[int, float, float]:
     """``"20"`` → (20, 0, 1.05): the ODE; ``"20:2.5"`` → (20, 2.5, 1.05): Heun with churn S_churn = 2.5
     and GenCast's S_noise; ``"20:10:1.2"`` → (20, 10, 1.2)."""
@@ -178,11 +228,12 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "generative_edm.yaml"))
     parser.add_argument("--checkpoint", help="generative forecaster checkpoint")
     parser.add_argument("--deterministic", help="deterministic forecaster checkpoint (the reference)")
+    parser.add_argument("--crps", help="CRPS-trained forecaster checkpoint (model.method crps), optional")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--inits", type=int, default=12, help="initializations of the held-out split")
     parser.add_argument("--sweep", default="4,8,20,10:2.5,20:2.5",
                         help="samplers to compare, comma-separated: steps (ODE), steps:S_churn or "
-                        "steps:S_churn:S_noise")
+                        "steps:S_churn:S_noise; 'none' skips the sweep and the log-score")
     parser.add_argument("--sampling-steps", type=int, default=None, help="Heun steps (default model's)")
     parser.add_argument("--churn", type=float, default=None, help="S_churn (default the model's)")
     parser.add_argument("--churn-noise", type=float, default=None, help="S_noise (default the model's)")
@@ -195,8 +246,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    stochastic: Forecaster | None = None
     if args.quick:
-        truth, deterministic, generative, inits = _quick_world()
+        truth, deterministic, generative, stochastic, inits = _quick_world()
         sweep = [_sampler(entry) for entry in ("2", "4", "4:2.5", "4:2.5:1.4")]
         steps, members, sweep_inits = 4, 3, inits[:1]
         args.sweep_members, args.sweep_leads = 3, 4
@@ -212,7 +264,7 @@ def main() -> None:
         inits = initialization_times(truth, config)
         deterministic, generative = Forecaster.load(args.deterministic), Forecaster.load(args.checkpoint)
         steps, members = config.rollout.steps, args.members
-        sweep = [_sampler(entry) for entry in args.sweep.split(",")]
+        sweep = [] if args.sweep == "none" else [_sampler(entry) for entry in args.sweep.split(",")]
         sweep_inits = inits[: args.sweep_inits]
         where = str(config.dataset.output)
     variables = list(generative.spec.state_layout.variables)
@@ -257,6 +309,15 @@ def main() -> None:
     )
     print(_table(scores, lead_hours))
     _write(result, path)
+    if stochastic is None and args.crps:
+        stochastic = Forecaster.load(args.crps)
+    if stochastic is not None:
+        result["crps"] = _crps_system(stochastic, initial, inits, steps, members, reference, truth, scores,
+                                      result["members_per_second"])
+        _write(result, path)
+    if not sweep:
+        print(f"wrote {path}")
+        return
     sweep_rows = []
     sweep_leads = min(args.sweep_leads, steps)
     short_reference = reference.sel(time=sweep_inits).isel(prediction_timedelta=slice(0, sweep_leads))
@@ -297,6 +358,40 @@ def main() -> None:
     )
     _write(result, path)
     print(f"wrote {path}")
+
+
+def _crps_system(stochastic: Forecaster, initial: xr.Dataset, inits: np.ndarray, steps: int, members: int,
+                 reference: xr.Dataset, truth: xr.Dataset, gencast: dict[str, dict],
+                 gencast_members_per_second: float) -> dict:
+    """The CRPS-trained ensemble on the same initializations, members and seed: scores, issue 23's
+    table (printed) and the members-per-second ratio against the GenCast-like ensemble."""
+    if stochastic.spec.model.method != "crps":
+        raise SystemExit(f"--crps needs a model.method crps checkpoint, got {stochastic.spec.model.method}")
+    start = time.perf_counter()
+    ensemble = stochastic.rollout(initial, steps, init_times=inits, members=members, seed=0)
+    seconds = time.perf_counter() - start
+    lead_hours = ensemble["prediction_timedelta"].values / np.timedelta64(1, "h")
+    scores = _scores(ensemble, reference, truth)
+    speed = len(inits) * members / seconds
+    table, goals = _crps_table(scores, gencast, lead_hours)
+    record = {
+        "rollout_seconds": seconds,
+        "members_per_second": speed,
+        "members_per_second_over_gencast_like": speed / gencast_members_per_second,
+        "noise_features": stochastic.spec.model.noise_features,
+        "crps_members": stochastic.spec.model.crps_members,
+        "crps_alpha": stochastic.spec.model.crps_alpha,
+        "scores": {k: {c: v.tolist() for c, v in per.items()} for k, per in scores.items()},
+        "summary": _summary(scores, lead_hours),
+        "goals_met": goals,
+    }
+    print(f"\nCRPS ensemble, {members} members × {len(inits)} inits × {steps} leads: {seconds:.1f} s, "
+          f"{speed:.3f} members/s, {record['members_per_second_over_gencast_like']:.1f}× the GenCast-like "
+          f"(goal ≥ {SPEED_GOAL:g}×)")
+    print(table)
+    met = ", ".join(f"{goal} {v['met']}/{v['cells']}" for goal, v in goals.items())
+    print(f"cells meeting each goal: {met}")
+    return record
 
 
 def _write(result: dict, path: Path) -> None:

@@ -111,3 +111,26 @@ def test_bad_inputs_are_rejected_with_the_expected_shape(graph) -> None:
         GridMeshGNN({"grid": None}, IN, OUT)
     with pytest.raises(ValueError, match="processor_layers"):
         GridMeshGNN(graph, IN, OUT, processor_layers=0)
+
+
+def test_a_noise_vector_enters_the_adaptive_layernorms_per_sample(graph) -> None:
+    """noise_features > 0: each sample's z changes its output (and only its own), gradients reach the
+    noise embedding, and missing, misshapen or unexpected noise is refused."""
+    net = _net(graph, noise_features=4)
+    x, t, cond = _inputs(2)
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(2, 4, generator=g, dtype=torch.float64)
+    out = net(x, t, cond, noise=z)
+    other = z.clone()
+    other[1] = torch.randn(4, generator=g, dtype=torch.float64)
+    changed = net(x, t, cond, noise=other)
+    torch.testing.assert_close(changed[0], out[0])
+    assert (changed[1] - out[1]).abs().max() > 1e-3
+    out.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.noise_embedding.parameters())
+    with pytest.raises(ValueError, match=r"expected noise of shape \(2, 4\)"):
+        net(x, t, cond)
+    with pytest.raises(ValueError, match="takes no noise"):
+        _net(graph)(x, t, cond, noise=z)
+    with pytest.raises(ValueError, match="time_features"):
+        _net(graph, noise_features=4, time_features=0)

@@ -52,6 +52,7 @@ from vecfield.core.schedules import (
     Schedule,
     VPSchedule,
 )
+from vecfield.core.scoring import PushForwardObjective, ScoringRule, crps, energy_score
 from vecfield.core.solvers import (
     SOLVER_REGISTRY,
     SOLVERS,
@@ -99,8 +100,10 @@ __all__ = [
     "MinibatchOTCoupling",
     "Objective",
     "PathCoefficients",
+    "PushForwardObjective",
     "Sampling",
     "Schedule",
+    "ScoringRule",
     "Solver",
     "UniformTime",
     "VPSchedule",
@@ -116,8 +119,10 @@ __all__ = [
     "compose",
     "conditioned",
     "convert",
+    "crps",
     "effective_sample_size",
     "energy_model",
+    "energy_score",
     "gaussian_energy",
     "gaussian_log_prob",
     "geometric_path",

@@ -19,7 +19,7 @@ from vecfield.core.model import VectorFieldModel
 from vecfield.data.channels import ChannelLayout
 from vecfield.data.streaming import WindowedDataset
 from vecfield.forecast.boundary import check_rim, rim_mask
-from vecfield.forecast.config import FORECAST_SCHEMA_VERSION, ModelConfig
+from vecfield.forecast.config import CRPS_METHOD, FORECAST_SCHEMA_VERSION, ModelConfig
 from vecfield.forecast.generative import (
     GenerativeOneStepForecaster,
     SphereNoise,
@@ -27,6 +27,7 @@ from vecfield.forecast.generative import (
 )
 from vecfield.forecast.normalization import Normalization
 from vecfield.forecast.step import OneStepForecaster
+from vecfield.forecast.stochastic import StochasticOneStepForecaster
 from vecfield.forecast.weights import loss_weights
 from vecfield.graphs import GraphSpec, LatLonGrid, load_or_build_graph
 from vecfield.nn.gnn import GridMeshGNN
@@ -111,8 +112,9 @@ class ForecasterSpec:
         )
 
     def build(self, graph_cache: str | None = None) -> OneStepForecaster:
-        """The (untrained) one-step forecaster of ``model.method`` (deterministic, or generative:
-        ``GenerativeOneStepForecaster``); the graph comes from the cache or is built once."""
+        """The (untrained) one-step forecaster of ``model.method`` (deterministic, generative:
+        ``GenerativeOneStepForecaster``, or ``crps``: ``StochasticOneStepForecaster``); the graph comes
+        from the cache or is built once."""
         m = self.model
         check_rim(m.boundary_rim, self.latitude.size, self.longitude.size, self.graph_spec.grid.is_global)
         graph = load_or_build_graph(self.graph_spec, graph_cache)
@@ -126,6 +128,7 @@ class ForecasterSpec:
             processor_layers=m.processor_layers,
             time_features=m.time_features,
             checkpoint_layers=m.checkpoint_layers,
+            noise_features=m.noise_features if m.method == CRPS_METHOD else 0,
         )
         weight = loss_weights(
             self.latitude, self.longitude.size, self.state_layout.channels, m.variable_weights
@@ -137,6 +140,10 @@ class ForecasterSpec:
         if m.method == "deterministic":
             field = VectorFieldModel(net, method="deterministic")
             return OneStepForecaster(field, self.normalization, weight, rim)
+        if m.method == CRPS_METHOD:
+            field = VectorFieldModel(net, method="deterministic")
+            return StochasticOneStepForecaster(field, self.normalization, weight, m.crps_members,
+                                               m.crps_alpha, rim)
         noise = SphereNoise.on_grid(self.latitude, self.longitude.size)
         field = generative_field(net, m.method, noise, (self.latitude.size * self.longitude.size, c),
                                  m.sampling_steps, m.sampling_churn, m.sampling_churn_noise)

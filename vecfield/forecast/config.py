@@ -23,7 +23,9 @@ FORECAST_SCHEMA_VERSION = 1
 #: the forecaster's learner methods (presets of ``vecfield.core.model.METHODS``): the generative ones
 #: sample the 6-hour change from noise; "deterministic" is GraphCast's one Euler step
 GENERATIVE_METHODS: tuple[str, ...] = ("flow_matching", "edm")
-MODEL_METHODS: tuple[str, ...] = ("deterministic", *GENERATIVE_METHODS)
+#: the push-forward ensemble forecaster: one forward pass per member, trained by the (almost-)fair CRPS
+CRPS_METHOD = "crps"
+MODEL_METHODS: tuple[str, ...] = ("deterministic", *GENERATIVE_METHODS, CRPS_METHOD)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class ModelConfig:
     after every step (``vecfield.forecast.boundary``): the truth in training, the truth or a coarser
     forecast at inference (``rollout.boundary``); the loss and the scores are on the interior.
     0 (default): no boundary data, a free boundary (what a user with one file has).
+    ``crps`` (AIFS-CRPS, FGN): the deterministic network with a noise vector z ~ N(0, I) of
+    ``noise_features`` dims per member entering its adaptive LayerNorms, trained by the almost-fair
+    CRPS with α = ``crps_alpha`` (1: fair; AIFS-CRPS 0.95) over ``crps_members`` members per
+    initialization, each rolled out on its own noise (docs/ensembles.md); the three keys are ignored
+    by the other methods.
     """
 
     mesh_min_level: int = 0
@@ -60,6 +67,9 @@ class ModelConfig:
     sampling_churn: float = 0.0
     sampling_churn_noise: float = 1.05
     boundary_rim: int = 0
+    noise_features: int = 32
+    crps_members: int = 2
+    crps_alpha: float = 0.95
 
     def __post_init__(self) -> None:
         if self.boundary_rim < 0:
@@ -76,8 +86,16 @@ class ModelConfig:
             raise ValueError(f"model.sampling_churn_noise must be > 0 (GenCast 1.05), "
                              f"got {self.sampling_churn_noise}")
         if self.method != "deterministic" and self.time_features < 2:
-            raise ValueError(f"model.method={self.method!r} conditions the network on the noise level: "
-                             "set model.time_features to an even number ≥ 2 (e.g. 16)")
+            raise ValueError(f"model.method={self.method!r} conditions the network's adaptive LayerNorms on "
+                             "its noise: set model.time_features to an even number ≥ 2 (e.g. 16)")
+        if self.method == CRPS_METHOD:
+            if self.noise_features < 1 or self.crps_members < 2:
+                raise ValueError(f"model.method=crps needs model.noise_features ≥ 1 (e.g. 32) and "
+                                 f"model.crps_members ≥ 2 (the fair CRPS compares members), got "
+                                 f"{self.noise_features} and {self.crps_members}")
+            if not 0 <= self.crps_alpha <= 1:
+                raise ValueError(f"model.crps_alpha must lie in [0, 1] (1: the fair CRPS; AIFS-CRPS 0.95), "
+                                 f"got {self.crps_alpha}")
         for name, value in self.variable_weights.items():
             if not value >= 0:
                 raise ValueError(f"model.variable_weights.{name} must be ≥ 0, got {value}")

@@ -1,11 +1,13 @@
-"""Ensemble rollouts of the generative forecaster: M members as batch rows, each fed its own states.
+"""Ensemble rollouts of the generative and the CRPS forecasters: M members as batch rows, each fed its
+own states.
 
 The rows of an ensemble rollout are (initialization, member) pairs, initialization-major:
 row = i·M + m. Every row advances autoregressively on its own previous states
 (``vecfield.forecast.rollout.autoregressive``), so members diverge as their noise differs.
 
-Noise: member m of the initialization at time T draws, at lead ℓ, the standard normal field z of
-shape (nodes, C) from a generator seeded by numpy's ``SeedSequence([seed, hours(T), m, ℓ])``
+Noise: member m of the initialization at time T draws, at lead ℓ, the standard normal z of the
+forecaster's ``noise_shape`` (the generative one: a field (nodes, C); the CRPS one: a vector (K,)) from
+a generator seeded by numpy's ``SeedSequence([seed, hours(T), m, ℓ])``
 (hours since 1900), and a sampler with churn draws its further fields from the same generator.
 The ensemble therefore depends only on (seed, T, m, ℓ): not on how rows are
 chunked through the network (``member_chunk``), on which other initializations are rolled out with
@@ -21,9 +23,17 @@ from torch import Tensor
 
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.rollout import StepResult
+from vecfield.forecast.stochastic import StochasticOneStepForecaster
 
 ENSEMBLE_DIM = "realization"
 _EPOCH = np.datetime64("1900-01-01T00", "h")
+#: forecasters whose members differ (their ``step_from_noise`` takes each row's standard normal noise)
+EnsembleForecaster = GenerativeOneStepForecaster | StochasticOneStepForecaster
+
+
+def is_ensemble_forecaster(module: torch.nn.Module) -> bool:
+    """Whether ``module`` samples members (generative or CRPS), rather than one deterministic forecast."""
+    return isinstance(module, EnsembleForecaster)
 
 
 def member_keys(inits: np.ndarray, members: int) -> list[tuple[int, int]]:
@@ -60,7 +70,7 @@ class MemberStepper:
     """A stepper (``vecfield.forecast.rollout.Stepper``) for some rows of an ensemble rollout, drawing
     each row's noise as the module docstring says; ``first_lead`` is the lead its first step makes."""
 
-    def __init__(self, module: GenerativeOneStepForecaster, keys: Sequence[tuple[int, int]], seed: int,
+    def __init__(self, module: EnsembleForecaster, keys: Sequence[tuple[int, int]], seed: int,
                  first_lead: int) -> None:
         self.module, self.keys, self.seed, self.lead = module, list(keys), seed, first_lead
 
@@ -72,7 +82,7 @@ class MemberStepper:
         if current.shape[0] != len(self.keys):
             raise ValueError(f"{len(self.keys)} (initialization, member) keys for {current.shape[0]} rows")
         generators = member_generators(self.keys, self.lead, self.seed)
-        shape = tuple(current.shape[1:])
+        shape = self.module.noise_shape(current)
         self.lead += 1
 
         def draw_normal() -> Tensor:
@@ -90,7 +100,7 @@ class EnsemblePlan:
     def __init__(self, inits: np.ndarray, members: int, seed: int, first_lead: int = 1) -> None:
         self.keys, self.seed, self.first_lead = member_keys(inits, members), seed, first_lead
 
-    def stepper(self, module: GenerativeOneStepForecaster, part: slice, done: int) -> MemberStepper:
+    def stepper(self, module: EnsembleForecaster, part: slice, done: int) -> MemberStepper:
         """The stepper of rows ``part`` whose first step makes lead ``first_lead − 1 + done``."""
         return MemberStepper(module, self.keys[part], self.seed, self.first_lead - 1 + done)
 
@@ -99,11 +109,11 @@ def plan_rows(module: torch.nn.Module, states: Tensor, inits: np.ndarray, batch_
               member_chunk: int | None, seed: int) -> tuple[Tensor, np.ndarray, int, EnsemblePlan | None]:
     """The rows of a rollout from (B, 2, N, C) initial states: the (rows, 2, N, C) states, each
     row's current time, the rows per network batch and the ensemble plan (None for a deterministic
-    forecaster, whose rows are the initializations). A generative forecaster's rows are the
+    forecaster, whose rows are the initializations). An ensemble forecaster's rows are the
     (initialization, member) pairs, i·M + m, ``member_chunk`` (default batch_size × M) at a time."""
     if member_chunk is not None and member_chunk < 1:
         raise ValueError(f"member_chunk must be ≥ 1 or None, got {member_chunk}")
-    if not isinstance(module, GenerativeOneStepForecaster):
+    if not is_ensemble_forecaster(module):
         return states, inits, batch_size, None
     rows = member_chunk if member_chunk is not None else batch_size * members
     return (states.repeat_interleave(members, dim=0), np.repeat(inits, members), rows,

@@ -21,11 +21,12 @@ every step (the truth, or a coarser global forecast in canonical or WeatherBench
 it is required by such a forecaster and refused by one with a free boundary. The output's rim then
 holds the boundary data; the attribute ``boundary_rim`` says how wide it is.
 
-Ensembles (generative forecasters, ``vecfield.forecast.ensemble``): ``members=M`` rolls out M members
-per initialization as batch rows, each fed its own previous states, in chunks of ``member_chunk`` rows
-(default batch_size × M) through the network; the output gains the dim ``realization`` (0 … M−1)
-after ``prediction_timedelta``. The noise of each member depends only on (seed, initialization,
-member, lead), so results do not depend on the chunking and resumed streams are identical.
+Ensembles (generative and CRPS forecasters, ``vecfield.forecast.ensemble``): ``members=M`` rolls out M
+members per initialization as batch rows, each fed its own previous states, in chunks of
+``member_chunk`` rows (default batch_size × M) through the network; the output gains the dim
+``realization`` (0 … M−1) after ``prediction_timedelta``. The noise of each member depends only on
+(seed, initialization, member, lead), so results do not depend on the chunking and resumed streams
+are identical.
 """
 
 import os
@@ -43,10 +44,11 @@ from vecfield.data.forcings import compute_forcings
 from vecfield.files import file_sha256
 from vecfield.forecast.boundary import BoundarySource
 from vecfield.forecast.build import ForecasterSpec
-from vecfield.forecast.ensemble import EnsemblePlan, plan_rows
+from vecfield.forecast.ensemble import EnsembleForecaster, EnsemblePlan, is_ensemble_forecaster, plan_rows
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.rollout import Stepper, autoregressive
 from vecfield.forecast.step import OneStepForecaster
+from vecfield.forecast.stochastic import StochasticOneStepForecaster
 from vecfield.forecast.store import ForecastStore, forecast_dataset, forecast_template
 from vecfield.train.checkpoint import load_checkpoint, preferred_weights
 
@@ -204,8 +206,9 @@ class Forecaster:
                 inputs = torch.stack([previous[part], current[part]], dim=1).to(device)
                 stepper: Stepper = self.module
                 if ensemble is not None:
-                    assert isinstance(self.module, GenerativeOneStepForecaster)  # plan_rows made the plan
-                    stepper = ensemble.stepper(self.module, part, done + 1)
+                    module = self.module
+                    assert isinstance(module, EnsembleForecaster)
+                    stepper = ensemble.stepper(module, part, done + 1)  # plan_rows made the plan
                 forced = None if rim is None else self.module.boundary(rim[part].to(device))
                 batches.append(autoregressive(stepper, inputs, forcings[part].to(device), static, chunk,
                                               boundary=forced))
@@ -237,6 +240,8 @@ class Forecaster:
         """The generative sampler and noise seed the forecast was made with (none for a deterministic
         one)."""
         module = self.module
+        if isinstance(module, StochasticOneStepForecaster):
+            return {"noise_seed": seed}
         if not isinstance(module, GenerativeOneStepForecaster):
             return {}
         return {"sampling_steps": module.sampling_steps, "sampling_churn": module.sampling_churn,
@@ -251,10 +256,10 @@ class Forecaster:
             raise ValueError(f"steps and batch_size must be ≥ 1, got {steps}, {batch_size}")
         if members < 1:
             raise ValueError(f"members must be ≥ 1, got {members}")
-        if members > 1 and not isinstance(self.module, GenerativeOneStepForecaster):
+        if members > 1 and not is_ensemble_forecaster(self.module):
             raise ValueError(
-                f"members={members} needs a generative forecaster (model.method flow_matching or edm); "
-                "this one is deterministic and would give identical members"
+                f"members={members} needs a generative forecaster (model.method flow_matching or edm) or the "
+                "CRPS one (model.method crps); this one is deterministic and would give identical members"
             )
         possible = self.init_times(initial)
         if init_times is None:

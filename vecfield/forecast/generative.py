@@ -183,6 +183,10 @@ class GenerativeOneStepForecaster(OneStepForecaster):
         start = self.field.schedule.coefficients(torch.tensor([self.field.t_start], dtype=torch.float64))
         return float(start.sigma[0])
 
+    def noise_shape(self, current: Tensor) -> tuple[int, ...]:
+        """The shape of one row's standard normal noise per step: a field (N, C) like the state."""
+        return tuple(current.shape[1:])
+
     def step_from_noise(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
                         z: Tensor, draw_normal: Callable[[], Tensor] | None = None) -> Tensor:
         """The next state (B, N, C) from standard normal z (B, N, C): y₀ = σ_start·z/√a (eq. 2), then

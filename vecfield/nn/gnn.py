@@ -12,8 +12,11 @@
 
 Flow time / noise level t enters through adaptive LayerNorm in every MLP acting on sample-dependent
 latents: LN(y) ⊙ (1 + scale(c)) + shift(c) with c = MLP(sinusoidal(t)) (GenCast's conditional
-LayerNorm). The embeddings of static features do not depend on the sample or on t: they are computed
-once per forward with batch size 1 and broadcast, whatever the batch size.
+LayerNorm). A stochastic generator (``noise_features`` > 0, FGN's choice) adds a per-sample noise
+vector z (B, noise_features) to the same condition: c = MLP(sinusoidal(t)) + MLP(z), so one global
+z modulates every latent of every layer and one forward pass gives one sample. The embeddings of
+static features do not depend on the sample or on t: they are computed once per forward with batch
+size 1 and broadcast, whatever the batch size.
 
 The graph is given at construction (``vecfield.graphs.build_graph`` / ``load_or_build_graph``) and
 stored as non-persistent buffers; it is never built lazily. Edges are reordered by receiver.
@@ -47,6 +50,8 @@ class GridMeshGNN(nn.Module):
     time_features:    width of the sinusoidal t embedding feeding the adaptive LayerNorms; 0 makes
                       the network time-independent (plain LayerNorm, t must be None)
     checkpoint_layers: recompute each processor layer in the backward pass (less memory)
+    noise_features:   width of the noise vector z entering the adaptive LayerNorms (0: none; then
+                      ``noise`` must be None); needs time_features > 0 (the condition's width)
     """
 
     grid_features: Tensor  # (N_grid, F_grid) buffer
@@ -62,6 +67,7 @@ class GridMeshGNN(nn.Module):
         processor_layers: int = 16,
         time_features: int = 64,
         checkpoint_layers: bool = False,
+        noise_features: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(graph, HeteroData):
@@ -74,8 +80,11 @@ class GridMeshGNN(nn.Module):
                             "processor_layers": processor_layers}.items():
             if value < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {value}")
-        if cond_channels < 0 or time_features < 0:
-            raise ValueError("cond_channels and time_features must be ≥ 0")
+        if cond_channels < 0 or time_features < 0 or noise_features < 0:
+            raise ValueError("cond_channels, time_features and noise_features must be ≥ 0")
+        if noise_features and not time_features:
+            raise ValueError("noise_features enter the adaptive LayerNorms, whose width is time_features: "
+                             "set time_features ≥ 2")
         self.in_channels, self.out_channels, self.cond_channels = in_channels, out_channels, cond_channels
         self.checkpoint_layers = checkpoint_layers
         self.num_grid, self.num_mesh = graph["grid"].num_nodes, graph["mesh"].num_nodes
@@ -99,6 +108,10 @@ class GridMeshGNN(nn.Module):
             SinusoidalEmbedding(time_features), nn.Linear(time_features, time_features), nn.SiLU(),
             nn.Linear(time_features, time_features),
         ) if time_features else None
+        self.noise_features = noise_features
+        self.noise_embedding = nn.Sequential(
+            nn.Linear(noise_features, time_features), nn.SiLU(), nn.Linear(time_features, time_features),
+        ) if noise_features else None
         grid_width = in_channels + cond_channels + self.grid_features.shape[1]
         self.grid_embedding = SplitMLP([grid_width], latent, condition)
         self.mesh_embedding = SplitMLP([self.mesh_features.shape[1]], latent)
@@ -113,7 +126,7 @@ class GridMeshGNN(nn.Module):
     def _edges(self, name: str) -> EdgeIndex:
         return EdgeIndex(*(getattr(self, buffer) for buffer in self._edge_index_names[name]))
 
-    def _check_inputs(self, x_t: Tensor, t: Tensor | None, cond: Tensor | None) -> None:
+    def _check_inputs(self, x_t: Tensor, t: Tensor | None, cond: Tensor | None, noise: Tensor | None) -> None:
         if x_t.ndim != 3 or x_t.shape[1:] != (self.num_grid, self.in_channels):
             raise ValueError(f"expected x_t of shape (batch, {self.num_grid}, {self.in_channels}), "
                              f"got {tuple(x_t.shape)}")
@@ -129,8 +142,15 @@ class GridMeshGNN(nn.Module):
                 raise ValueError(f"expected cond of shape {expected}, got {_shape(cond)}")
         elif cond is not None:
             raise ValueError("this GridMeshGNN takes no condition; build it with cond_channels > 0")
+        if self.noise_features:
+            if noise is None or noise.shape != (batch, self.noise_features):
+                raise ValueError(f"expected noise of shape ({batch}, {self.noise_features}), "
+                                 f"got {_shape(noise)}")
+        elif noise is not None:
+            raise ValueError("this GridMeshGNN takes no noise; build it with noise_features > 0")
 
-    def forward(self, x_t: Tensor, t: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: Tensor | None = None, cond: Tensor | None = None,
+                noise: Tensor | None = None) -> Tensor:
         """Encode onto the multimesh, process, decode back to the grid.
 
         Args:
@@ -138,13 +158,18 @@ class GridMeshGNN(nn.Module):
                 graph's grid-node order (latitude-major, as ``vecfield.graphs.build_graph``).
             t: (B,) flow time or noise level, required when ``time_features > 0``, else None.
             cond: (B, N_grid, cond_channels) grid condition, required when ``cond_channels > 0``.
+            noise: (B, noise_features), a member's noise, required when ``noise_features > 0``.
 
         Returns:
             (B, N_grid, out_channels): the network output per grid node.
         """
-        self._check_inputs(x_t, t, cond)
+        self._check_inputs(x_t, t, cond, noise)
         batch = x_t.shape[0]
         c = self.time_embedding(t) if self.time_embedding is not None else None
+        if self.noise_embedding is not None:
+            # __init__ requires time_features with noise_features, _check_inputs a (B, K) noise
+            assert c is not None and noise is not None
+            c = c + self.noise_embedding(noise.to(c.dtype))  # (B, time_features)
         static = self.grid_features.to(x_t.dtype).expand(batch, -1, -1)
         grid_inputs = torch.cat([x_t, static] if cond is None else [x_t, cond.to(x_t.dtype), static], dim=-1)
         grid = self.grid_embedding(grid_inputs, condition=c)  # (B, N_grid, L)

@@ -93,7 +93,9 @@ def load_initial_weights(path: str | os.PathLike[str], model: nn.Module) -> None
 
     Unlike :func:`load_model_weights` the checkpoint may belong to another model class, but every
     parameter and buffer must match by name and shape; otherwise a CheckpointError lists the
-    differences (nothing is loaded).
+    differences (nothing is loaded). A model may name, in its attribute ``fresh_on_init_from`` (a tuple
+    of state-dict name prefixes), the parts it adds to the checkpoint's architecture (e.g. the CRPS
+    forecaster's noise embedding): those may be missing and keep their initial values.
     """
     if not Path(path).is_file():
         raise CheckpointError(f"init_from {path}: no such checkpoint file; give the path of a finished run's "
@@ -101,7 +103,8 @@ def load_initial_weights(path: str | os.PathLike[str], model: nn.Module) -> None
     checkpoint = load_checkpoint(path)
     weights, _ = preferred_weights(checkpoint)
     own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
+    fresh = tuple(getattr(model, "fresh_on_init_from", ()))
+    missing = sorted(name for name in set(own) - set(weights) if not (fresh and name.startswith(fresh)))
     unexpected = sorted(set(weights) - set(own))
     shapes = sorted(f"{name} {tuple(weights[name].shape)} ≠ {tuple(own[name].shape)}"
                     for name in set(own) & set(weights) if weights[name].shape != own[name].shape)
@@ -112,7 +115,7 @@ def load_initial_weights(path: str | os.PathLike[str], model: nn.Module) -> None
         raise CheckpointError(f"init_from {path}: its weights do not fit this model ({listed}); build the "
                               "model with the checkpoint's architecture (for a forecaster: the same "
                               "model.latent, processor_layers, time_features and mesh levels)")
-    model.load_state_dict(weights)
+    model.load_state_dict(weights, strict=not fresh)
 
 
 class CheckpointStore:
