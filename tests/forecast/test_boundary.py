@@ -180,3 +180,32 @@ def test_the_pipeline_trains_rolls_out_and_scores_a_box_with_truth_in_its_rim(tm
     with pytest.raises(ValueError, match="boundary forcing in a rim of 1 cells"):
         rollout(["--config", str(path), "--checkpoint", str(checkpoint), "rollout.boundary=null",
                  "rollout.output=" + str(tmp_path / "other")])
+
+
+def test_a_crps_ensemble_with_a_rim_holds_the_boundary_in_every_member_and_trains() -> None:
+    """The CRPS forecaster rolls each member with the boundary data in its rim, at inference and in
+    its training loss (which stays finite and reaches the network's weights)."""
+    from dataclasses import replace
+
+    from vecfield.forecast.forecaster import Forecaster
+
+    ds = wave_dataset(days=3)
+    box = ds.isel(latitude=slice(4, 12), longitude=slice(0, 10))
+    spec, windows, _ = tiny_spec(box)
+    torch.manual_seed(0)
+    crps = replace(TINY_MODEL, method="crps", boundary_rim=1, noise_features=4, time_features=4)
+    forced_spec = replace(spec, model=crps)
+    forecaster = Forecaster(forced_spec.build(), forced_spec)
+    out = forecaster.rollout(box, 2, init_times=box["time"].values[1:2], boundary=box, members=3)
+    rim = forecaster.module.rim.reshape(8, 10).numpy()
+    lead2 = out["2m_temperature"].isel(time=0, prediction_timedelta=1).values  # (realization, lat, lon)
+    truth = box["2m_temperature"].isel(time=3).values
+    for member in lead2:
+        np.testing.assert_allclose(member[rim], truth[rim], rtol=1e-6)
+    assert np.ptp(lead2[:, ~rim], axis=0).max() > 0  # the members differ inside
+    window = windows[0]
+    loss = forecaster.module(window.inputs[None], window.forcings[None], window.static[None],
+                             window.targets[None])
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0
+                                        for p in forecaster.module.parameters())
