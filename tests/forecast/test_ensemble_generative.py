@@ -217,6 +217,12 @@ def test_sampling_churn_is_validated_and_builds_gencasts_sampler(tmp_path):
         config: ForecastConfig = dataclasses.replace(base, rollout=rollout)
         with pytest.raises(ValueError, match="deterministic"):
             forecast_split(deterministic, config, tmp_path / "never.zarr")
+    crps_model = dataclasses.replace(TINY_MODEL, method="crps", noise_features=4, time_features=4)
+    crps_spec = dataclasses.replace(tiny_spec(ds)[0], model=crps_model)
+    with pytest.raises(ValueError, match="method is 'crps', which has none"):  # not "deterministic"
+        forecast_split(Forecaster(crps_spec.build(), crps_spec),
+                       dataclasses.replace(base, rollout=RolloutConfig(sampling_steps=4)),
+                       tmp_path / "never.zarr")
     assert not (tmp_path / "never.zarr").exists()
 
 

@@ -102,8 +102,10 @@ def forecast_split(forecaster: Forecaster, config: ForecastConfig, output: Path 
     chosen = (rollout.sampling_steps, rollout.sampling_churn, rollout.sampling_churn_noise)
     if any(value is not None for value in chosen):
         if not isinstance(forecaster.module, GenerativeOneStepForecaster):
+            method = forecaster.spec.model.method
             raise ValueError("rollout.sampling_steps, sampling_churn and sampling_churn_noise choose a "
-                             "generative sampler; this checkpoint is deterministic: set them to null")
+                             f"generative sampler; this checkpoint's method is {method!r}, which has none "
+                             "(one network call per step and member): set them to null")
         sampler = forecaster.module.sampling(*chosen)
     truth = open_built_dataset(config.dataset.output)
     dataset_step = int(truth.attrs.get("time_step_hours", config.dataset.time.step_hours))
