@@ -10,9 +10,10 @@ import torch
 import xarray as xr
 
 from tests.forecast.helpers import TINY_MODEL, tiny_spec, wave_dataset
+from vecfield.data.catalogue import ENSEMBLE_DIM
 from vecfield.forecast import Forecaster
 from vecfield.forecast.config import ModelConfig
-from vecfield.forecast.ensemble import ENSEMBLE_DIM, member_keys, member_noise
+from vecfield.forecast.ensemble import member_keys, member_noise
 from vecfield.forecast.stochastic import StochasticOneStepForecaster
 
 STEPS = 3

@@ -83,6 +83,10 @@ CATALOGUE: dict[str, Variable] = {
     )
 }
 
+#: WeatherBench2's forecast layout: ``time`` is the initialization, these dims the lead and the member
+LEAD_DIM = "prediction_timedelta"
+ENSEMBLE_DIM = "realization"
+
 # CF attributes of the coordinates (units of time coordinates are set by their encoding, see
 # TIME_ENCODING). In a forecast (WeatherBench2 layout, with a lead dim) ``time`` is the initialization.
 COORDINATES: dict[str, dict[str, str]] = {
@@ -93,8 +97,8 @@ COORDINATES: dict[str, dict[str, str]] = {
     "level": {"units": "hPa", "standard_name": "air_pressure", "long_name": "pressure level",
               "positive": "down", "axis": "Z"},
     "time": {"standard_name": "time", "long_name": "valid time", "axis": "T"},
-    "prediction_timedelta": {"standard_name": "forecast_period", "long_name": "lead time"},
-    "realization": {"units": "1", "standard_name": "realization", "long_name": "ensemble member"},
+    LEAD_DIM: {"standard_name": "forecast_period", "long_name": "lead time"},
+    ENSEMBLE_DIM: {"units": "1", "standard_name": "realization", "long_name": "ensemble member"},
 }
 FORECAST_TIME = {"standard_name": "forecast_reference_time", "long_name": "initialization time"}
 # CF time encodings: hours since an epoch on the proleptic Gregorian calendar; leads in hours
@@ -140,7 +144,7 @@ def cf_attributes(dataset: xr.Dataset) -> xr.Dataset:
             if entry.standard_name:
                 attrs["standard_name"] = entry.standard_name
             variable.attrs.update(attrs)
-    forecast = "prediction_timedelta" in out.coords
+    forecast = LEAD_DIM in out.coords
     for name, attrs in COORDINATES.items():
         if name not in out.coords:
             continue
@@ -148,7 +152,7 @@ def cf_attributes(dataset: xr.Dataset) -> xr.Dataset:
         coordinate.attrs.update({**attrs, **(FORECAST_TIME if forecast and name == "time" else {})})
         if name == "time" and np.issubdtype(coordinate.dtype, np.datetime64):
             coordinate.encoding.update(TIME_ENCODING)
-        if name == "prediction_timedelta" and np.issubdtype(coordinate.dtype, np.timedelta64):
+        if name == LEAD_DIM and np.issubdtype(coordinate.dtype, np.timedelta64):
             coordinate.encoding.update(LEAD_ENCODING)
     return out
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from vecfield.data.catalogue import ENSEMBLE_DIM, LEAD_DIM
+
 INIT_DIM = "time"
-LEAD_DIM = "prediction_timedelta"
-ENSEMBLE_DIM = "realization"
 GRID_ATOL_DEGREES = 1e-3
 MissingPolicy = Literal["raise", "drop"]
 XarrayT = TypeVar("XarrayT", xr.Dataset, xr.DataArray)

@@ -25,11 +25,8 @@ import torch
 import xarray as xr
 from torch import Tensor
 
+from vecfield.data.catalogue import LEAD_DIM
 from vecfield.data.channels import ChannelLayout
-
-#: WeatherBench2's lead dimension (``vecfield.forecast.store.LEAD_DIM``; not imported from there:
-#: the store imports the rollout, which imports this module)
-LEAD_DIM = "prediction_timedelta"
 
 
 def check_rim(width: int, n_latitude: int, n_longitude: int, is_global: bool = False) -> None:

@@ -25,7 +25,6 @@ from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.rollout import StepResult
 from vecfield.forecast.stochastic import StochasticOneStepForecaster
 
-ENSEMBLE_DIM = "realization"
 _EPOCH = np.datetime64("1900-01-01T00", "h")
 #: forecasters whose members differ (their ``step_from_noise`` takes each row's standard normal noise)
 EnsembleForecaster = GenerativeOneStepForecaster | StochasticOneStepForecaster

@@ -17,12 +17,10 @@ import torch
 import xarray as xr
 import zarr
 
-from vecfield.data.catalogue import cf_attributes
+from vecfield.data.catalogue import ENSEMBLE_DIM, LEAD_DIM, cf_attributes
 from vecfield.data.channels import ChannelLayout
-from vecfield.forecast.ensemble import ENSEMBLE_DIM
 
 COMPLETED = "completed_leads"
-LEAD_DIM = "prediction_timedelta"
 
 
 def forecast_dataset(layout: ChannelLayout, latitude: np.ndarray, longitude: np.ndarray, states: torch.Tensor,

@@ -45,7 +45,7 @@ from vecfield.data.catalogue import variable_units
 from vecfield.data.checks import check_physical_units
 from vecfield.data.sources import open_dataset
 from vecfield.data.streaming import split_range
-from vecfield.evaluate.align import LEAD_DIM, MissingPolicy
+from vecfield.evaluate.align import ENSEMBLE_DIM, LEAD_DIM, MissingPolicy
 from vecfield.evaluate.plots import (
     plot_acc_vs_lead,
     plot_maps,
@@ -55,7 +55,6 @@ from vecfield.evaluate.plots import (
 from vecfield.evaluate.scorecard import evaluation_period, format_lead, scorecard_markdown, write_scorecard
 from vecfield.files import write_text_atomic
 from vecfield.forecast.config import ForecastConfig
-from vecfield.forecast.ensemble import ENSEMBLE_DIM
 from vecfield.forecast.forecaster import Forecaster
 from vecfield.forecast.generative import GenerativeOneStepForecaster
 from vecfield.forecast.store import COMPLETED
@@ -245,7 +244,7 @@ def evaluate_forecast(
     train_start, train_end = split_range(truth_all, "train")
     training = truth.sel(time=slice(train_start, train_end))
     climatology = ev.compute_climatology(training)
-    inits, leads = forecast["time"].values, forecast["prediction_timedelta"].values
+    inits, leads = forecast["time"].values, forecast[LEAD_DIM].values
     counts = initializations_per_lead(truth, inits, leads)
     if missing == "raise" and (counts < inits.size).any():
         first = int(np.argmax(counts < inits.size))
