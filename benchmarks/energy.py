@@ -33,7 +33,6 @@ about 15 minutes on 2 cores; ``--quick`` under a minute.
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from vecfield.core import classify, compose, conditioned, network_calls, sample_mcmc  # noqa: E402
 from vecfield.density import EnergyMLP, FlowMatchingCNF, TrainSettings, fit, held_out_report  # noqa: E402
+from vecfield.files import write_text_atomic  # noqa: E402
 from vecfield.images import load_digits, to_signed  # noqa: E402
 from vecfield.images.config import ImageConfig, ImageDataConfig, ImageModelConfig, UNetConfig  # noqa: E402
 from vecfield.images.generator import ImageGenerator, load_image_generator, train_image_generator  # noqa: E402
@@ -102,10 +102,8 @@ QUICK = Settings(toy_train=2000, toy_test=500, toy_steps=30, toy_batch=256, toy_
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    """Atomic write (``vecfield.files``)."""
+    write_text_atomic(path, json.dumps(payload, indent=2))
 
 
 # ---------------------------------------------------------------------------------------- rows 1–2

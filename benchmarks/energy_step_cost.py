@@ -12,7 +12,6 @@ GroupNorm and SiLU). Writes benchmarks/results/energy_step_cost.json.
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from torch.profiler import profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from energy import Settings, image_config
 
+from vecfield.files import write_text_atomic
 from vecfield.images.datasets import load_digits
 from vecfield.images.generator import build_image_generator
 
@@ -84,10 +84,7 @@ def main() -> None:
     for key, label in (("profiled_ms", "5 profiled steps, ms"), ("convolution_ms", "  convolution passes"),
                        ("other_ms", "  everything else")):
         print(f"{label:<28}{e[key]:>10.0f}{p[key]:>10.0f}{result['ratio'][key]:>8.2f}")
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULT.with_name(RESULT.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, RESULT)
+    write_text_atomic(RESULT, json.dumps(result, indent=2))
     print(f"wrote {RESULT}")
 
 
