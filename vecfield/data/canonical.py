@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from vecfield.data.catalogue import ALIASES, CATALOGUE, check_units
+from vecfield.data.trajectories import TRAJECTORY_COORD
 
 CANONICAL_DIMS = ("realization", "time", "level", "latitude", "longitude")
 _COORD_ALIASES = {
@@ -141,7 +142,10 @@ def to_canonical(ds: xr.Dataset, member: int | None = None, keep_members: bool =
             f"dimension(s) {extra} are not part of the canonical layout {CANONICAL_DIMS}; select a "
             f"value first, e.g. select={{{extra[0]!r}: {ds[extra[0]].values[0].item()!r}}}"
         )
-    ds = ds.drop_vars([c for c in ds.coords if c not in CANONICAL_DIMS])
+    kept = (*CANONICAL_DIMS, TRAJECTORY_COORD)  # the runs of a multi-run dataset (data.trajectories)
+    ds = ds.drop_vars([c for c in ds.coords if c not in kept])
+    if TRAJECTORY_COORD in ds.coords:
+        ds = ds.assign_coords({TRAJECTORY_COORD: ds[TRAJECTORY_COORD].load()})
     for name in list(ds.data_vars):
         var = ds[name]
         check_units(str(name), var.attrs.get("units"))

@@ -18,7 +18,7 @@ class SourceConfig:
 
     kind: ``auto`` infers from the path (``.zarr`` → zarr, ``.nc`` → netcdf, ``.grib``/``.grb``
     → grib); ``arco_era5``/``weatherbench2`` are zarr stores with their own naming, read with
-    anonymous credentials when on ``gs://``; ``default`` is the embedded shallow-water dataset
+    anonymous credentials when on ``gs://``; ``default`` is the embedded Held–Suarez atmosphere
     (``vecfield.data.synthetic.default_dataset``), generated on first use and cached in the folder ``path``
     (empty: ``$VECFIELD_CACHE`` or ``~/.cache/vecfield``).
     member: the ensemble member (``number``) to select from an ensemble source; ``keep_members``

@@ -8,7 +8,7 @@ Source kinds (``SOURCE_OPENERS``; adding a kind is one function and one dictiona
 - ``arco_era5``: the ARCO-ERA5 zarr (``gs://gcp-public-data-arco-era5/ar/...``), trimmed to its
   valid times;
 - ``weatherbench2``: a WeatherBench2 ERA5 zarr (``gs://weatherbench2/datasets/era5/...``);
-- ``default``: the embedded shallow-water dataset, cached in the folder ``path`` ("" for the default
+- ``default``: the embedded Held–Suarez atmosphere, cached in the folder ``path`` ("" for the default
   cache folder), generated on first use.
 
 Cloud stores on ``gs://`` are read anonymously through gcsfs (optional extra ``vecfield[cloud]``).

@@ -4,7 +4,8 @@ For every variable x (per pressure level when it has one), over time and the gri
 
     mean = E[x],   std = sqrt(E[(x − mean)²]),   diff_std = std of Δx(t) = x(t + Δt) − x(t)     (1)
 
-with Δt the dataset's time step (population statistics, ddof = 0, accumulated in float64).
+with Δt the dataset's time step, over pairs of times of one run when the dataset holds several
+(:mod:`vecfield.data.trajectories`) (population statistics, ddof = 0, accumulated in float64).
 ``diff_std`` scales the residual a one-step forecaster predicts (GraphCast's
 ``diffs_stddev_by_level``); it is computed for time-dependent variables only. Static fields get
 mean and std over the grid.
@@ -15,6 +16,8 @@ from pathlib import Path
 import dask
 import numpy as np
 import xarray as xr
+
+from vecfield.data.trajectories import within_run_differences
 
 STATISTICS = ("mean", "std", "diff_std")
 _GROUP = "statistics"
@@ -35,6 +38,7 @@ def compute_statistics(ds: xr.Dataset, train: tuple[str, str] | None = None) -> 
         ds = ds.sel(time=slice(*train))
         if ds.sizes["time"] < 2:
             raise ValueError(f"the training period {train} holds {ds.sizes['time']} time steps; need ≥ 2")
+    ds = ds.assign_coords({name: c.compute() for name, c in ds.coords.items() if name not in ds.dims})
     if ds.chunks and "time" in ds.dims:
         per_step = sum(8 * var.isel(time=0).size for var in ds.data_vars.values() if "time" in var.dims)
         ds = ds.chunk({"time": max(1, min(ds.sizes["time"], CHUNK_BYTES // max(1, per_step)))})
@@ -45,7 +49,7 @@ def compute_statistics(ds: xr.Dataset, train: tuple[str, str] | None = None) -> 
         means[name] = x.mean(dims)
         stds[name] = x.std(dims)
         if "time" in x.dims:
-            diff_stds[name] = x.diff("time").std(dims)
+            diff_stds[name] = within_run_differences(x).std(dims)
     means, stds, diff_stds = dask.compute(means, stds, diff_stds)
     return {"mean": xr.Dataset(means), "std": xr.Dataset(stds), "diff_std": xr.Dataset(diff_stds)}
 

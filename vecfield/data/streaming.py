@@ -11,9 +11,10 @@ index i (``stride`` = step / the dataset's time step):
 Grid nodes are ordered latitude-major: node = i_lat · W + i_lon. The :class:`ChannelLayout`
 records (variable, level) for every channel, so stacked tensors unstack back to xarray exactly.
 Splits are time ranges; a window is in a split only when all of its times are, so no window
-crosses a split boundary. Reads go straight to the zarr chunks a window needs (no dask graph
-per sample); the year/day progress forcings are recomputed from the window's times (identical to
-the stored values) instead of being read one tiny chunk at a time.
+crosses a split boundary, nor a change of ``trajectory`` (:mod:`vecfield.data.trajectories`).
+Reads go straight to the zarr chunks a window needs (no dask graph per sample); the year/day
+progress forcings are recomputed from the window's times (identical to the stored values) instead
+of being read one tiny chunk at a time.
 
 In-memory mode (``in_memory=True``, or ``"auto"`` when the estimate fits the memory budget): the
 split's contiguous block of times is read once through the same code path, into one float32 array
@@ -36,6 +37,7 @@ from vecfield.data.channels import ChannelLayout
 from vecfield.data.checks import check_time_axis
 from vecfield.data.derived import structural_features
 from vecfield.data.forcings import FORCING_VARIABLES, day_progress, year_progress
+from vecfield.data.trajectories import run_labels
 
 STRUCTURAL_FEATURES = ("sin_latitude", "cos_longitude", "sin_longitude")
 PROGRESS_FORCINGS = ("year_progress_sin", "year_progress_cos", "day_progress_sin", "day_progress_cos")
@@ -147,7 +149,9 @@ class WindowedDataset(torch.utils.data.Dataset):
         start, end = split_range(ds, split)
         inside = np.nonzero((times >= start) & (times <= end))[0]
         span = (n_inputs + n_leads - 1) * self.stride
-        self.starts = inside[inside + span <= (inside[-1] if inside.size else -1)]
+        starts = inside[inside + span <= (inside[-1] if inside.size else -1)]
+        labels = run_labels(ds)
+        self.starts = starts[labels[starts] == labels[starts + span]]  # no window spans two runs
         if self.starts.size == 0:
             raise ValueError(
                 f"no window of {n_inputs}+{n_leads} states {step.astype('timedelta64[h]')} apart fits in "

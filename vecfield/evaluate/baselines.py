@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from vecfield.data.trajectories import same_run
 from vecfield.evaluate.align import INIT_DIM, LEAD_DIM
 from vecfield.evaluate.climatology import climatology_at, compute_climatology
 from vecfield.evaluate.weights import latitude_weights
@@ -93,10 +94,11 @@ def anomaly_persistence_coefficients(
 
         a_L = Σ_{t, cells} w · x′(t) · x′(t + L)  /  Σ_{t, cells} w · x′(t)²,   x′ = x − C(valid time)   (2)
 
-    over every pair of times L apart, with w the latitude weights (``vecfield.geo``) and C the
-    ``climatology`` (e.g. :func:`compute_climatology` of the same period). It minimizes the
-    area-weighted squared error of C + a_L·x′(init) on the training data. Returns a Dataset of a_L
-    per variable (and level) with dim ``prediction_timedelta``; a lead with no pair of times is NaN.
+    over every pair of times L apart (in one run, :mod:`vecfield.data.trajectories`), with w the
+    latitude weights (``vecfield.geo``) and C the ``climatology`` (e.g. :func:`compute_climatology` of
+    the same period). It minimizes the area-weighted squared error of C + a_L·x′(init) on the training
+    data. Returns a Dataset of a_L per variable (and level) with dim ``prediction_timedelta``; a lead
+    with no pair of times is NaN.
     """
     leads = _lead_times(lead_times)
     times = truth[INIT_DIM].values.astype("datetime64[ns]")
@@ -105,6 +107,7 @@ def anomaly_persistence_coefficients(
     per_lead = []
     for lead in leads:
         pairs = times[np.isin(times + lead, times)]
+        pairs = pairs[same_run(truth, pairs, pairs + lead)]
         start = anomaly.sel({INIT_DIM: pairs})
         end = anomaly.sel({INIT_DIM: pairs + lead}).assign_coords({INIT_DIM: pairs})
         reduce = [INIT_DIM, "latitude", "longitude"]

@@ -41,6 +41,7 @@ import xarray as xr
 from vecfield._version import __version__
 from vecfield.data.checks import check_physical_units
 from vecfield.data.forcings import compute_forcings
+from vecfield.data.trajectories import same_run
 from vecfield.files import file_sha256
 from vecfield.forecast.boundary import BoundarySource
 from vecfield.forecast.build import ForecasterSpec
@@ -147,9 +148,11 @@ class Forecaster:
                               self.spec.step_hours)
 
     def init_times(self, initial: xr.Dataset) -> np.ndarray:
-        """Every time of ``initial`` whose predecessor t − Δt is also in it (possible initializations)."""
+        """Every time of ``initial`` whose predecessor t − Δt is also in it, in the same run
+        (possible initializations; :mod:`vecfield.data.trajectories`)."""
         times = initial["time"].values.astype("datetime64[ns]")
-        return times[np.isin(times - self.step, times)]
+        times = times[np.isin(times - self.step, times)]
+        return times[same_run(initial, times - self.step, times)]
 
     def _states(self, initial: xr.Dataset, inits: np.ndarray) -> torch.Tensor:
         """(B, 2, N, C) states at t − Δt and t for each initialization t."""

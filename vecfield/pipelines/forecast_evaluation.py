@@ -1,25 +1,27 @@
 """Forecast, then score against simple baselines: what pipelines/rollout.py,
 pipelines/evaluate.py and pipelines/quickstart.py run.
 
-Initializations are the times of a split, one every ``rollout.init_every_hours``, whose predecessor
-and whose whole forecast (``steps`` leads) lie in the split (``rollout.inits: complete``), or every
-such time of the split (``rollout.inits: all``): leads past the split are then scored only where
-the dataset has their valid time (``missing="drop"``, per lead). The scorecard and ``scores.json``
-state how many initializations each lead was scored over. An interrupted forecast store (fewer
-``completed_leads`` than leads) is refused, or, with ``completed_only``, scored on its finished
-leads with a note saying so. The baselines are persistence, the climatology (day of year × hour,
+Initializations are the times of a split, one every ``rollout.init_every_hours``, whose
+predecessor and whose whole forecast (``steps`` leads) lie in the split (``rollout.inits:
+complete``), or every such time of the split (``rollout.inits: all``): leads past the split are
+then scored only where the dataset has their valid time (``missing="drop"``, per lead). Either way
+the predecessor, the initialization and every lead lie in one run of a dataset with a
+``trajectory`` coordinate. The scorecard and ``scores.json`` state how many initializations each
+lead was scored over. An interrupted forecast store (fewer ``completed_leads`` than leads) is
+refused, or, with ``completed_only``, scored on its finished leads with a note saying so. The
+baselines are persistence, the climatology (day of year × hour,
 ``vecfield.evaluate.compute_climatology``), the per-hour-of-day climatology and damped anomaly
 persistence (``vecfield.evaluate.simple_baselines``), all fitted on the ``train`` split only, and
-``best_baseline``, the lowest RMSE of those at each lead; the scorecard names which one that is per
-lead and gives the model's ratio to it. Outputs in
-``rollout.output``: ``forecast.zarr``, ``scorecard.md`` (the evaluation period and number of
-initializations, then RMSE, ACC and bias tables with the units of every row), ``rmse_vs_lead.png``,
-``acc_vs_lead.png``, ``maps_<variable><level>.png`` and ``scores.json``, which holds the same:
-``evaluation`` (first and last initialization, their number, the last valid time, the
-climatology's period), ``units`` per channel (of RMSE and bias; ACC is dimensionless), and per
-system, channel and lead ``scores`` (RMSE, with ``best_baseline``), ``acc`` (model and persistence)
-and ``bias`` (forecast − truth), ``best_baseline_choice`` (the baseline picked per channel and lead)
-and ``damped_persistence_coefficients`` (a_L per channel and lead).
+``best_baseline``, the lowest RMSE of those at each lead; the scorecard names which one that is
+per lead and gives the model's ratio to it. Outputs in ``rollout.output``: ``forecast.zarr``,
+``scorecard.md`` (the evaluation period and number of initializations, then RMSE, ACC and bias
+tables with the units of every row), ``rmse_vs_lead.png``, ``acc_vs_lead.png``,
+``maps_<variable><level>.png`` and ``scores.json``, which holds the same: ``evaluation`` (first
+and last initialization, their number, the last valid time, the climatology's period), ``units``
+per channel (of RMSE and bias; ACC is dimensionless), and per system, channel and lead ``scores``
+(RMSE, with ``best_baseline``), ``acc`` (model and persistence) and ``bias`` (forecast − truth),
+``best_baseline_choice`` (the baseline picked per channel and lead) and
+``damped_persistence_coefficients`` (a_L per channel and lead).
 
 Ensembles (a ``realization`` dim, ``rollout.members`` > 1 of a generative forecaster): the RMSE
 scorecard and plots score the ensemble mean, and ``crps_scorecard.md``, ``crps_vs_lead.png`` and
@@ -45,6 +47,7 @@ from vecfield.data.catalogue import variable_units
 from vecfield.data.checks import check_physical_units
 from vecfield.data.sources import open_dataset
 from vecfield.data.streaming import split_range
+from vecfield.data.trajectories import same_run
 from vecfield.evaluate.align import ENSEMBLE_DIM, LEAD_DIM, MissingPolicy
 from vecfield.evaluate.plots import (
     plot_acc_vs_lead,
@@ -82,6 +85,7 @@ def initialization_times(truth: xr.Dataset, config: ForecastConfig) -> np.ndarra
         first, last + np.timedelta64(1, "ns"), np.timedelta64(rollout.init_every_hours, "h")
     )
     inits = candidates[np.isin(candidates, times) & np.isin(candidates - step, times)]
+    inits = inits[same_run(truth, inits - step, inits + rollout.steps * step)]
     if rollout.max_inits is not None:
         inits = inits[: rollout.max_inits]
     if inits.size == 0:

@@ -1,103 +1,153 @@
-"""The embedded default dataset: canonical layout, determinism, caching, forcing and liveliness."""
+"""The embedded default dataset: canonical layout, independent runs, determinism, caching, the
+Held–Suarez forcing against its formulas, and bad input."""
 
 import dataclasses
 import json
+import math
 import os
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
-from vecfield.data.forcings import add_forcings, instantaneous_solar_flux
+from vecfield.data.forcings import add_forcings
 from vecfield.data.synthetic import default_dataset as dd
 from vecfield.data.synthetic.default_dataset import (
     WB2_LATITUDES,
     DefaultDatasetConfig,
-    EquilibriumForcing,
+    build_atmosphere,
+    climate_at,
+    load_climate,
     load_default_dataset,
     make_geography,
     simulate_default_dataset,
 )
-from vecfield.data.synthetic.shallow_water import SphericalHarmonicTransform
+from vecfield.data.synthetic.held_suarez import HeldSuarezForcing, HeldSuarezParameters, model_grid
+from vecfield.data.trajectories import TRAJECTORY_COORD
 
-SHORT = DefaultDatasetConfig(years=4 / 365.25, spinup_days=2.0)  # 16 states after 2 days
+# 16 six-hourly states in two independent runs of 8, each spun up for one day from the climate
+SHORT = DefaultDatasetConfig(years=4 / 365.25, segments=2, segment_spinup_days=1.0)
 
 
 @pytest.fixture(scope="module")
 def short_dataset() -> xr.Dataset:
-    return simulate_default_dataset(SHORT)
-
-
-def _area_weights(latitude: np.ndarray) -> np.ndarray:
-    weights = np.cos(np.deg2rad(latitude))
-    return weights / weights.mean()
+    return simulate_default_dataset(SHORT, progress=False)
 
 
 def test_short_run_is_in_the_canonical_layout(short_dataset: xr.Dataset) -> None:
     ds = short_dataset
-    for name in ("geopotential", "u_component_of_wind", "v_component_of_wind"):
+    for name in ("geopotential", "temperature", "u_component_of_wind", "v_component_of_wind"):
         assert ds[name].dims == ("time", "level", "latitude", "longitude")
         assert ds[name].dtype == np.float32
         assert np.isfinite(ds[name].values).all()
     for name in ("geopotential_at_surface", "land_sea_mask"):
         assert ds[name].dims == ("latitude", "longitude")
-    assert ds.geopotential.attrs["units"] == "m**2 s**-2"
+    assert ds.geopotential.attrs["units"] == "m**2 s**-2" and ds.temperature.attrs["units"] == "K"
     assert ds.u_component_of_wind.attrs["units"] == "m s**-1"
     np.testing.assert_array_equal(ds.latitude.values, WB2_LATITUDES)
-    np.testing.assert_allclose(np.diff(ds.latitude.values), 5.625)
     np.testing.assert_allclose(ds.longitude.values, np.arange(64) * 5.625)
     np.testing.assert_array_equal(ds.level.values, [500, 850])
     assert ds.time.values[0] == np.datetime64("2000-01-01T00:00")
     assert (np.diff(ds.time.values) == np.timedelta64(6, "h")).all()
-    assert ds.sizes["time"] == 16
+    np.testing.assert_array_equal(ds[TRAJECTORY_COORD].values, [0] * 8 + [1] * 8)
     assert ds.attrs["config"] == json.dumps(dataclasses.asdict(SHORT), sort_keys=True)
-    assert ds.attrs["seed"] == 0
-    # geopotential in m² s⁻², near the standard-atmosphere values of its levels (not metres)
+    # an Earth-like column: z in m² s⁻² near the standard heights, a troposphere that cools upward
     z500, z850 = ds.geopotential.mean(("time", "latitude", "longitude")).values / 9.80665
-    assert 4500 < z500 < 6500
-    assert 500 < z850 < 2500
-    assert z500 > z850
+    assert 5000 < z500 < 6200 and 1000 < z850 < 1900
+    t500, t850 = ds.temperature.mean(("time", "latitude", "longitude")).values
+    assert 230 < t500 < 270 < t850 < 295
+    # winter: the northern mid-latitudes are colder than the southern ones at 850 hPa
+    t = ds.temperature.sel(level=850).mean(("time", "longitude"))
+    assert float(t.sel(latitude=slice(30, 60)).mean()) < float(t.sel(latitude=slice(-60, -30)).mean())
 
 
 def test_same_seed_gives_identical_values_and_another_seed_differs(short_dataset: xr.Dataset) -> None:
-    again = simulate_default_dataset(SHORT)
+    again = simulate_default_dataset(SHORT, progress=False)
     xr.testing.assert_identical(again, short_dataset)
-    other = simulate_default_dataset(dataclasses.replace(SHORT, seed=1))
+    other = simulate_default_dataset(dataclasses.replace(SHORT, seed=1), progress=False)
     assert not np.array_equal(other.geopotential.values, short_dataset.geopotential.values)
     assert not np.array_equal(other.land_sea_mask.values, short_dataset.land_sea_mask.values)
 
 
+def test_the_runs_are_independent_weather(short_dataset: xr.Dataset) -> None:
+    """Within a run the 6-hour change is small; across the junction the state jumps."""
+    v = short_dataset.v_component_of_wind.sel(level=500).values.astype(np.float64)
+    steps = np.sqrt(((v[1:] - v[:-1]) ** 2).mean(axis=(1, 2)))
+    junction = steps[7]
+    assert junction > 3 * np.median(np.delete(steps, 7))
+
+
 def test_geography_has_the_requested_land_fraction_and_mountains_on_land() -> None:
-    sht = SphericalHarmonicTransform(21)
     config = DefaultDatasetConfig(land_fraction=0.3, mountain_height_m=1000.0)
-    geography = make_geography(config, sht)
-    land = geography.land_sea_mask(sht)
-    area = np.broadcast_to(sht.weights[:, None], land.shape)
-    fraction = (land * area).sum() / area.sum()
-    assert fraction == pytest.approx(0.3, abs=0.05)
-    orography = geography.surface_geopotential(sht) / 9.80616
-    assert orography.max() == pytest.approx(1000.0, rel=0.35)  # spectral truncation smooths the peak
-    assert orography[land < 0.01].mean() < 0.05 * orography[land > 0.99].mean()
+    grid = model_grid(config.atmosphere)
+    geography = make_geography(config, grid)
+    land = geography.land_sea_mask(grid)
+    weights = np.broadcast_to(grid.spec.quadrature_weights, land.shape)
+    assert (land * weights).sum() / weights.sum() == pytest.approx(0.3, abs=0.05)
+    height = geography.height(grid)
+    assert height.max() == pytest.approx(1000.0, rel=0.35)  # the spectral taper smooths the peak
+    assert height[land < 0.01].mean() < 0.05 * height[land > 0.99].mean()
 
 
-def test_equilibrium_follows_the_sun_and_the_seasons() -> None:
-    """The forcing is driven by the same astronomy as the forecaster's TOA-radiation feature."""
-    sht = SphericalHarmonicTransform(21)
-    ocean = np.zeros((sht.nlat, sht.nlon))
-    forcing = EquilibriumForcing(DefaultDatasetConfig(), sht.latitudes, sht.longitudes, ocean)
-    times = np.array(["2000-01-01T00", "2000-01-01T09", "2000-07-01T15"], dtype="datetime64[ns]")
-    equilibrium = forcing(times)
-    flux = instantaneous_solar_flux(times, sht.latitudes, sht.longitudes)
-    equator = np.argmin(np.abs(sht.latitudes))
-    # diurnal part: the equilibrium bulge sits under the Sun
-    for k in range(len(times)):
-        sun = np.argmax(flux[k, equator])
-        assert abs(np.argmax(equilibrium[k, equator]) - sun) <= 1
-    # seasons: in January the south (summer) high latitudes are thicker than the north, in July vice versa
-    south, north = sht.latitudes < -60, sht.latitudes > 60
-    january, july = equilibrium[0].mean(axis=-1), equilibrium[2].mean(axis=-1)
-    assert january[south].mean() > january[north].mean()
-    assert july[north].mean() > july[south].mean()
+def _forcing(times: np.ndarray) -> HeldSuarezForcing:
+    atmosphere, _ = build_atmosphere(SHORT)
+    return HeldSuarezForcing(atmosphere, times, atmosphere.land)
+
+
+def test_equilibrium_temperature_is_held_suarez_at_the_equinox() -> None:
+    """At an equinox (declination 0, so ε = 0) T_eq is HS94's formula: 315 K at the equatorial
+    surface, 315 − 60 sin²φ − 10 ln(p/p₀) cos²φ times (p/p₀)^κ elsewhere, never below 200 K."""
+    equinox = np.array(["2000-03-20T07:35"], dtype="datetime64[ns]")  # the March 2000 equinox
+    forcing = _forcing(equinox)
+    kelvin = forcing.kelvin
+    sin_lat = forcing.sin_lat.double()
+    for p in (1.0, 0.5, 0.1):
+        pressure = torch.full((1, 1, 1, sin_lat.numel()), p * forcing.p0)
+        t_eq = forcing.equilibrium_temperature(pressure, equinox)[0, 0, 0].double() / kelvin
+        expected = (315 - 60 * sin_lat**2 - 10 * math.log(p) * (1 - sin_lat**2)) * p ** (2 / 7)
+        np.testing.assert_allclose(t_eq.numpy(), np.maximum(expected.numpy(), 200.0), atol=0.05)
+
+
+def test_seasons_and_days_follow_the_sun() -> None:
+    """January: the northern hemisphere's equilibrium is colder than the southern one (ε > 0); the
+    diurnal heating anomaly peaks under the Sun."""
+    times = np.array(["2000-01-15T00", "2000-07-15T00", "2000-01-15T12"], dtype="datetime64[ns]")
+    forcing = _forcing(times)
+    pressure = torch.full((3, 1, 1, forcing.sin_lat.numel()), 0.8 * forcing.p0)
+    t_eq = forcing.equilibrium_temperature(pressure, times)[:, 0, 0]  # (3, latitude)
+    north, south = forcing.sin_lat > 0.5, forcing.sin_lat < -0.5
+    assert t_eq[0, north].mean() < t_eq[0, south].mean()
+    assert t_eq[1, north].mean() > t_eq[1, south].mean()
+    anomaly = forcing.diurnal_anomaly(times)[:, 0]  # (3, longitude, latitude)
+    equator = int(torch.argmin(forcing.sin_lat.abs()))
+    noon_longitudes = np.rad2deg(np.array([np.pi, np.pi, 0.0]))  # 00 UTC: noon at 180°; 12 UTC: at 0°
+    for k, noon in enumerate(noon_longitudes):
+        peak = forcing.longitudes[int(torch.argmax(anomaly[k, :, equator]))]
+        assert min(abs(peak - noon), 360 - abs(peak - noon)) <= 10.0
+    assert torch.allclose(anomaly.mean(dim=1), torch.zeros(()), atol=1e-6)  # a daily-mean-free cycle
+
+
+def test_drag_and_radiation_rates_are_held_suarez() -> None:
+    forcing = _forcing(np.array(["2000-01-01"], dtype="datetime64[ns]"))
+    day = forcing.physics.nondimensionalize(1 * dd.U.day)
+    sigma = forcing.sigma[:, 0, 0]
+    k_v = forcing.k_v[:, 0, 0] * day
+    np.testing.assert_allclose(k_v.numpy(), np.clip((sigma.numpy() - 0.7) / 0.3, 0, None), rtol=1e-5)
+    k_t = forcing.k_t[:, 0] * day  # (level, latitude)
+    assert torch.allclose(k_t[sigma < 0.7], torch.full_like(k_t[sigma < 0.7], 1 / 40))
+    assert float(k_t.max()) < 1 / 4 and float(k_t[-1].max()) > 0.2
+
+
+def test_climate_interpolates_between_mid_month_means() -> None:
+    climate = load_climate()
+    layers = HeldSuarezParameters().layers
+    assert climate.shape[:2] == (12, 3 * layers + 1) and np.isfinite(climate).all()
+    mid_january, mid_february = np.datetime64("2001-01-16", "ns"), np.datetime64("2001-02-15", "ns")
+    halfway = mid_january + (mid_february - mid_january) / 2
+    at = climate_at(climate, np.array([mid_january, halfway]))
+    np.testing.assert_allclose(at[0], climate[0], atol=0.02 * np.abs(climate).max())
+    np.testing.assert_allclose(at[1], (climate[0] + climate[1]) / 2, atol=0.02 * np.abs(climate).max())
 
 
 def test_cache_generates_once_then_opens_lazily(tmp_path, monkeypatch) -> None:
@@ -106,7 +156,7 @@ def test_cache_generates_once_then_opens_lazily(tmp_path, monkeypatch) -> None:
     assert stores == [f"default-dataset-{SHORT.cache_key()}.zarr"]  # no temporary left behind
     assert first.geopotential.chunks is not None  # dask-backed, i.e. lazily opened
 
-    def must_not_run(config: DefaultDatasetConfig) -> xr.Dataset:
+    def must_not_run(config: DefaultDatasetConfig, progress: bool = True) -> xr.Dataset:
         raise AssertionError("the cached store should have been reused")
 
     monkeypatch.setattr(dd, "simulate_default_dataset", must_not_run)
@@ -127,8 +177,9 @@ def test_cache_key_changes_with_any_parameter() -> None:
         base.cache_key(),
         dataclasses.replace(base, seed=1).cache_key(),
         dataclasses.replace(base, years=2).cache_key(),
+        dataclasses.replace(base, atmosphere=HeldSuarezParameters(equator_pole_k=50.0)).cache_key(),
     }
-    assert len(keys) == 3
+    assert len(keys) == 4
     assert base.cache_key() == DefaultDatasetConfig().cache_key()
 
 
@@ -136,11 +187,13 @@ def test_bad_input_is_rejected_with_a_hint(tmp_path) -> None:
     with pytest.raises(ValueError, match="years"):
         DefaultDatasetConfig(years=0)
     with pytest.raises(ValueError, match="time step"):
-        DefaultDatasetConfig(time_step_seconds=7000.0)
-    with pytest.raises(ValueError, match="top layer first"):
+        DefaultDatasetConfig(atmosphere=HeldSuarezParameters(time_step_minutes=25.0))
+    with pytest.raises(ValueError, match="increasing"):
         DefaultDatasetConfig(levels_hpa=(850, 500))
     with pytest.raises(ValueError, match="land_fraction"):
         DefaultDatasetConfig(land_fraction=1.5)
+    with pytest.raises(ValueError, match="truncation"):
+        HeldSuarezParameters(truncation=30)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(ValueError, match="cache"):
@@ -151,51 +204,6 @@ def test_bad_input_is_rejected_with_a_hint(tmp_path) -> None:
         read_only.chmod(0o500)
         with pytest.raises(ValueError, match="not writable"):
             load_default_dataset(read_only, config=SHORT)
-
-
-def _persistence_over_std(values: np.ndarray, anomaly: np.ndarray, latitude: np.ndarray, lag: int) -> float:
-    weights = _area_weights(latitude)[:, None]
-    std = np.sqrt((anomaly**2 * weights).mean())
-    return float(np.sqrt(((values[lag:] - values[:-lag]) ** 2 * weights).mean()) / std)
-
-
-def test_flow_is_lively_after_spin_up() -> None:
-    """30 days after 75 days of spin-up: the flow keeps changing (eddies), it is neither at rest
-    nor a steady pattern. Persistence error relative to the standard deviation about the
-    30-day mean: measured 0.64 / 1.62 (z500) and 0.33 / 0.65 (z850) at 24 h / 120 h."""
-    ds = simulate_default_dataset(DefaultDatasetConfig(years=30 / 365.25, spinup_days=75.0))
-    for level in (500, 850):
-        z = ds.geopotential.sel(level=level).values.astype(np.float64)
-        anomaly = z - z.mean(axis=0)
-        day = _persistence_over_std(z, anomaly, ds.latitude.values, lag=4)
-        five_days = _persistence_over_std(z, anomaly, ds.latitude.values, lag=20)
-        assert day > 0.25
-        assert five_days > day
-    speed = np.hypot(ds.u_component_of_wind, ds.v_component_of_wind).sel(level=500)
-    assert 20.0 < float(speed.max()) < 150.0  # jets of tens of m/s, no blow-up
-
-
-@pytest.mark.slow
-def test_default_year_has_weather_like_predictability() -> None:
-    """One simulated year with the default parameters: persistence beats climatology at 6 h, is
-    clearly worse than perfect at 24 h and no better than climatology at 5 days (z500, z850)."""
-    ds = simulate_default_dataset(DefaultDatasetConfig(years=1.0))
-    days = (ds.time.values - ds.time.values[0]) / np.timedelta64(1, "D")
-    columns = [np.ones_like(days)]
-    for k in (1, 2, 3):
-        columns += [np.sin(2 * np.pi * k * days / 365.25), np.cos(2 * np.pi * k * days / 365.25)]
-    for k in (1, 2):
-        columns += [np.sin(2 * np.pi * k * days), np.cos(2 * np.pi * k * days)]
-    design = np.stack(columns, axis=1)
-    for level in (500, 850):
-        z = ds.geopotential.sel(level=level).values.astype(np.float64)
-        flat = z.reshape(len(days), -1)
-        coefficients, *_ = np.linalg.lstsq(design, flat, rcond=None)
-        anomaly = (flat - design @ coefficients).reshape(z.shape)
-        ratios = [_persistence_over_std(z, anomaly, ds.latitude.values, lag) for lag in (1, 4, 20)]
-        assert ratios[0] < 0.5
-        assert 0.3 < ratios[1] < 0.9
-        assert ratios[2] > 1.0
 
 
 def test_forcing_features_attach_to_the_dataset(short_dataset: xr.Dataset) -> None:

@@ -1,129 +1,100 @@
-"""The embedded default dataset: a forced two-layer shallow-water "atmosphere" in the canonical layout.
+"""The embedded default dataset: a Held–Suarez atmosphere with seasons, days and mountains, in the
+canonical layout.
 
-Two stacked fluid layers (:mod:`vecfield.data.synthetic.shallow_water`, T21 on a 32 × 64 Gaussian grid) are
-integrated over real dates and sampled every 6 hours on WeatherBench2's 64 × 32 equiangular grid
-without poles (exact spectral synthesis at those latitudes). The top layer stands for the
-mid/upper troposphere, the bottom layer for the lower troposphere: the tilt of the interface
-between them is the "temperature gradient", its vertical shear is baroclinically unstable, and
-travelling eddies (storms) grow on the jets. Their Montgomery potentials M — the potentials whose
-gradients drive the winds, as geopotential does on isobaric surfaces — are reported as the
-geopotential at 500 and 850 hPa, shifted by constants to standard-atmosphere heights.
+The model is :mod:`vecfield.data.synthetic.held_suarez` (dinosaur-torch's primitive equations,
+T21, 12 σ levels, Held & Suarez's forcing plus a seasonal cycle, a diurnal cycle and seeded
+continents with mountains). Its fields are reported every ``output_hours`` on WeatherBench2's
+64 × 32 equiangular grid without poles (exact spectral synthesis at those latitudes, then linear
+interpolation in ln p to the pressure levels): geopotential, temperature and the wind components
+at ``levels_hpa``, with the static ``land_sea_mask`` and ``geopotential_at_surface``.
 
-Forcing: the top layer's thickness relaxes with time τ_r toward Φ_eq, moving mass to or from the
-bottom layer (a diabatic mass flux; total mass is conserved):
-
-    Φ_eq(λ, φ, t) = g [ H_top + ½ ΔZ_m tanh((Q_a(φ, t) − Q_c)/ΔQ)          (polar front, seasonal)
-                           + ΔZ_l ℓ(λ, φ) (Q_a(φ, t) − Q̂_a(φ))/S₀           (land–sea monsoon)
-                           + ΔZ_d (c + (1 − c) ℓ) (1 − α(φ)) (Q − Q̄)(λ, φ, t)/S₀ ]   (diurnal tide)
-
-with Q(λ, φ, t) the instantaneous TOA flux of :func:`vecfield.data.forcings.instantaneous_solar_flux`
-(the same astronomy as the forecaster's ``toa_incident_solar_radiation`` feature), Q̄(φ, t) its
-zonal mean (= the daily mean), Q_a = (1 − α(φ)) Q̄ the absorbed daily mean with a planetary albedo
-α(φ) = α₀ + α₁ sin²φ, Q_c ± ΔQ the absorbed flux where the equilibrium "polar front" (the
-steepest interface tilt, hence the jet) sits — near 45° in winter, poleward in summer — Q̂_a(φ) the
-annual mean of Q_a at latitude φ,
-ℓ ∈ [0, 1] the land–sea mask and c the ocean share of the diurnal response. Orography Φ_s = g h_s
-rises over land; land and mountains come from a seeded smooth random field, so ``land_sea_mask``
-and ``geopotential_at_surface`` are genuine static inputs of the dynamics. Rayleigh drag τ_d on
-the bottom layer and ∇⁸ hyperdiffusion τ_h close the energy budget.
+**Independent trajectories.** One continuous three-year run costs ~10 minutes on a CPU thread
+(the per-step cost is mostly fixed overhead at T21), so the calendar is cut into ``segments``
+consecutive spans that are integrated side by side as one batch (≈ 4× cheaper per simulated day).
+Each span starts ``segment_spinup_days`` before its first output from the model's own monthly
+zonal-mean climate (shipped in ``held_suarez_climate.npz``, made by
+``pipelines/spin_up_default_atmosphere.py``) plus seeded eddy noise. The spans are independent
+weather, so the dataset carries a ``trajectory`` coordinate along ``time`` (the span's index);
+training windows, initializations and time-difference statistics never cross a change of it.
 """
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import logging
+import math
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
 from vecfield._version import __version__
-from vecfield.data.forcings import SOLAR_CONSTANT, instantaneous_solar_flux
-from vecfield.data.synthetic.shallow_water import (
-    GRAVITY,
-    VORTICITY,
-    ShallowWaterModel,
-    ShallowWaterParameters,
-    SphericalHarmonicSynthesis,
-    SphericalHarmonicTransform,
+from vecfield.data.synthetic.held_suarez import (
+    HeldSuarezAtmosphere,
+    HeldSuarezParameters,
+    U,
+    model_grid,
+    output_grid,
+    rest_zonal_mean,
+    spherical_harmonic,
+    state_from_zonal_mean,
+    zonal_mean_coefficients,
 )
 from vecfield.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1"  # bump when the generated values change for the same config
+GENERATOR_VERSION = "2"  # bump when the generated values change for the same config
 WB2_LATITUDES = np.linspace(-87.1875, 87.1875, 32)  # WeatherBench2 64×32 equiangular, no poles
 WB2_NLON = 64
+TRAJECTORY_COORD = "trajectory"
+CLIMATE_FILE = Path(__file__).with_name("held_suarez_climate.npz")
 _SECONDS_PER_DAY = 86_400.0
+_GRAVITY = 9.80616  # dinosaur-torch's value, m s⁻²
 
 
 @dataclass(frozen=True)
 class DefaultDatasetConfig:
     """Everything that determines the generated values (hashed into the cache key).
 
-    Heights in metres, times in the unit named by the field. ``years`` of 6-hourly states are
-    kept after ``spinup_days`` of spin-up that start before ``start``.
+    ``years`` of ``output_hours``-spaced states from ``start``, cut into ``segments`` independent
+    spans, each spun up for ``segment_spinup_days``. Continents cover ``land_fraction`` of the
+    sphere; mountains reach ``mountain_height_m``.
     """
 
     years: float = 3.0
     seed: int = 0
     start: str = "2000-01-01"
-    spinup_days: float = 120.0
+    segments: int = 8
+    segment_spinup_days: float = 30.0
     output_hours: int = 6
-    levels_hpa: tuple[int, int] = (500, 850)
-    standard_heights_m: tuple[float, float] = (5574.0, 1457.0)  # ICAO standard atmosphere at those levels
-    truncation: int = 21
-    time_step_seconds: float = 3600.0
-    top_layer_depth_m: float = 6000.0
-    bottom_layer_depth_m: float = 4000.0
-    density_ratio: float = 0.5
-    meridional_contrast_m: float = 4000.0
-    front_absorbed_flux: float = 150.0
-    front_flux_width: float = 40.0
-    land_seasonal_contrast_m: float = 600.0
-    diurnal_amplitude_m: float = 600.0
-    ocean_diurnal_share: float = 0.3
-    albedo_equator: float = 0.3
-    albedo_increase_to_pole: float = 0.4
+    levels_hpa: tuple[int, ...] = (500, 850)
     land_fraction: float = 0.3
-    mountain_height_m: float = 1000.0
-    relaxation_days: float = 6.0
-    drag_days: float = 5.0
-    top_drag_days: float | None = None
-    hyperdiffusion_hours: float = 6.0
-    hyperdiffusion_order: int = 4
+    mountain_height_m: float = 1500.0
+    atmosphere: HeldSuarezParameters = field(default_factory=HeldSuarezParameters)
 
     def __post_init__(self) -> None:
-        positive = (
-            "years",
-            "output_hours",
-            "time_step_seconds",
-            "relaxation_days",
-            "drag_days",
-            "top_drag_days",
-        )
-        for name in positive:
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
+        for name in ("years", "output_hours", "segments"):
+            if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.spinup_days < 0:
-            raise ValueError(f"spinup_days must be ≥ 0, got {self.spinup_days}")
-        steps = self.output_hours * 3600 / self.time_step_seconds
+        if not self.segment_spinup_days > 0:
+            raise ValueError(f"segment_spinup_days must be positive, got {self.segment_spinup_days}")
+        steps = self.output_hours * 60 / self.atmosphere.time_step_minutes
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(
                 f"output_hours={self.output_hours} is not a whole number of time steps of "
-                f"{self.time_step_seconds} s; choose a time step that divides it"
+                f"{self.atmosphere.time_step_minutes} min; choose a time step that divides it"
             )
         if not 0.0 < self.land_fraction < 1.0:
             raise ValueError(f"land_fraction must lie in (0, 1), got {self.land_fraction}")
-        if not (len(self.levels_hpa) == 2 and self.levels_hpa[0] < self.levels_hpa[1]):
+        if list(self.levels_hpa) != sorted(set(self.levels_hpa)) or min(self.levels_hpa) < 50:
             raise ValueError(
-                f"levels_hpa={self.levels_hpa} must be two pressures, top layer first (e.g. (500, 850))"
+                f"levels_hpa={self.levels_hpa} must be increasing pressures ≥ 50 hPa, e.g. (500, 850)"
             )
         np.datetime64(self.start)  # raises ValueError on a malformed date
 
@@ -134,270 +105,250 @@ class DefaultDatasetConfig:
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    @property
+    def n_outputs(self) -> int:
+        """Number of output times."""
+        return round(self.years * 365.25 * 24 / self.output_hours)
+
 
 @dataclass(frozen=True)
 class Geography:
-    """Seeded continents and mountains: land fraction ℓ and spectral surface geopotential Φ_s."""
+    """Seeded continents and mountains as modal fields (dinosaur-torch's (m, l) layout)."""
 
-    land_sea_mask_spectral: np.ndarray  # smooth field whose grid values, clipped to [0, 1], give ℓ
-    surface_geopotential_spectral: np.ndarray  # (N+1, N+1), m² s⁻²
+    land_modal: torch.Tensor  # a smooth field whose grid values, clipped to [0, 1], give ℓ
+    height_modal: torch.Tensor  # surface height, m
 
-    def land_sea_mask(self, synthesis: SphericalHarmonicSynthesis) -> np.ndarray:
-        """ℓ ∈ [0, 1] on ``synthesis``'s grid, (J, nlon)."""
-        return np.clip(synthesis.scalar(self.land_sea_mask_spectral), 0.0, 1.0)
+    def land_sea_mask(self, grid: spherical_harmonic.Grid) -> np.ndarray:
+        """ℓ ∈ [0, 1] on ``grid``, (longitude, latitude)."""
+        return np.clip(grid.to_nodal(self.land_modal).numpy(), 0.0, 1.0)
 
-    def surface_geopotential(self, synthesis: SphericalHarmonicSynthesis) -> np.ndarray:
-        """Φ_s (m² s⁻²) on ``synthesis``'s grid, (J, nlon)."""
-        return synthesis.scalar(self.surface_geopotential_spectral)
+    def height(self, grid: spherical_harmonic.Grid) -> np.ndarray:
+        """Surface height (m) on ``grid``, (longitude, latitude)."""
+        return grid.to_nodal(self.height_modal).numpy()
 
 
-def make_geography(config: DefaultDatasetConfig, transform: SphericalHarmonicTransform) -> Geography:
-    """Continents from a random field F of total wavenumbers 1–6 (seeded): land where F > F_q.
+def make_geography(config: DefaultDatasetConfig, grid: spherical_harmonic.Grid) -> Geography:
+    """Continents from a seeded random field F of total wavenumbers 1–6: land where F > F_q.
 
-    F_q is the (1 − land_fraction) quantile of F's area-weighted distribution. Land fraction
-    ℓ = clip((F − F_q)/w + ½, 0, 1) with a coastal width w; mountains h_s = H · ((F − F_q)⁺/max)^{1.5},
-    both truncated to T``truncation`` with a gentle spectral taper that keeps Gibbs ripples small.
+    F_q is the (1 − land_fraction) quantile of F's area-weighted distribution; ℓ = clip((F −
+    F_q)/w + ½, 0, 1) with a coastal width w = 0.1 std F; mountains h = H ((F − F_q)⁺/max)^1.5. Both
+    are truncated with the spectral taper exp(−4 (l(l+1)/(L(L+1)))²), which keeps Gibbs ripples small.
     """
     rng = np.random.default_rng([config.seed, 1])
-    N = transform.truncation
-    shape = (N + 1, N + 1)
-    n = np.arange(N + 1)[None, :]
-    large_scale = (n >= 1) & (n <= 6) & transform.mask
-    coeffs = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * large_scale / np.sqrt(n + 1.0)
-    coeffs[0] = coeffs[0].real
-    field = transform.scalar(coeffs)
-    area = np.broadcast_to(transform.weights[:, None], field.shape).ravel()
-    order = np.argsort(field.ravel())
+    total = np.broadcast_to(np.asarray(grid.sh.modal_axes[1])[None, :], grid.modal_shape)
+    large_scale = (total >= 1) & (total <= 6) & grid.sh.mask
+    coefficients = rng.standard_normal(grid.modal_shape) * large_scale / np.sqrt(total + 1.0)
+    values = grid.to_nodal(torch.as_tensor(coefficients, dtype=torch.float32)).numpy().astype(np.float64)
+    area = np.broadcast_to(grid.spec.quadrature_weights, values.shape).ravel()
+    order = np.argsort(values.ravel())
     cumulative = np.cumsum(area[order]) / area.sum()
-    threshold = field.ravel()[order][np.searchsorted(cumulative, 1.0 - config.land_fraction)]
-    width = 0.1 * field.std()
-    land = np.clip((field - threshold) / width + 0.5, 0.0, 1.0)
-    elevation = np.clip(field - threshold, 0.0, None)
+    threshold = values.ravel()[order][np.searchsorted(cumulative, 1.0 - config.land_fraction)]
+    land = np.clip((values - threshold) / (0.1 * values.std()) + 0.5, 0.0, 1.0)
+    elevation = np.clip(values - threshold, 0.0, None)
     mountains = config.mountain_height_m * (elevation / elevation.max()) ** 1.5
-    taper = np.exp(-((n * (n + 1.0) / (N * (N + 1.0))) ** 2) * 4.0)
+    top = float(total.max())
+    taper = torch.as_tensor(
+        np.exp(-4.0 * (total * (total + 1.0) / (top * (top + 1.0))) ** 2), dtype=torch.float32
+    )
     return Geography(
-        land_sea_mask_spectral=transform.analysis(land) * taper,
-        surface_geopotential_spectral=transform.analysis(GRAVITY * mountains) * taper,
+        land_modal=grid.to_modal(torch.as_tensor(land, dtype=torch.float32)) * taper,
+        height_modal=grid.to_modal(torch.as_tensor(mountains, dtype=torch.float32)) * taper,
     )
 
 
-class EquilibriumForcing:
-    """Φ_eq(λ, φ, t) of the module docstring on a grid, from real datetimes."""
-
-    def __init__(
-        self, config: DefaultDatasetConfig, latitudes: np.ndarray, longitudes: np.ndarray, land: np.ndarray
-    ):
-        self.config = config
-        self.latitudes = np.asarray(latitudes, dtype=np.float64)
-        self.longitudes = np.asarray(longitudes, dtype=np.float64)
-        self.land = land  # (J, L)
-        sin2 = np.sin(np.deg2rad(self.latitudes)) ** 2
-        self.coalbedo = (1.0 - config.albedo_equator - config.albedo_increase_to_pole * sin2)[:, None]
-        # annual means from 365 daily samples of the zonal-mean (= daily-mean) flux in a reference year
-        days = np.datetime64("2001-01-01T12:00") + np.arange(365) * np.timedelta64(1, "D")
-        absorbed = self.coalbedo[None, :, 0] * self._daily_mean_flux(days)  # (365, J)
-        self.annual_absorbed = absorbed.mean(axis=0)[:, None]  # Q̂_a(φ), (J, 1)
-
-    def _daily_mean_flux(self, times: np.ndarray) -> np.ndarray:
-        """Q̄(φ, t): the zonal mean of the instantaneous flux, (T, J); equal to the daily mean."""
-        return instantaneous_solar_flux(times, self.latitudes, self.longitudes).mean(axis=-1)
-
-    def __call__(self, times: np.ndarray) -> np.ndarray:
-        """times: (T,) datetime64 → Φ_eq (T, J, L) in m² s⁻²."""
-        c = self.config
-        flux = instantaneous_solar_flux(times, self.latitudes, self.longitudes)  # (T, J, L)
-        daily = flux.mean(axis=-1, keepdims=True)
-        absorbed = self.coalbedo * daily
-        height = (
-            c.top_layer_depth_m
-            + 0.5 * c.meridional_contrast_m * np.tanh((absorbed - c.front_absorbed_flux) / c.front_flux_width)
-            + c.land_seasonal_contrast_m * self.land * (absorbed - self.annual_absorbed) / SOLAR_CONSTANT
-            + c.diurnal_amplitude_m
-            * (c.ocean_diurnal_share + (1.0 - c.ocean_diurnal_share) * self.land)
-            * self.coalbedo
-            * (flux - daily)
-            / SOLAR_CONSTANT
-        )
-        return GRAVITY * height
-
-
-def _build_model(config: DefaultDatasetConfig) -> tuple[ShallowWaterModel, Geography]:
-    transform = SphericalHarmonicTransform(config.truncation)
-    geography = make_geography(config, transform)
-    surface = geography.surface_geopotential(transform)
-    mean_surface = float(transform.integral(surface)) / (4 * np.pi * transform.radius**2)
-    parameters = ShallowWaterParameters(
-        truncation=config.truncation,
-        time_step=config.time_step_seconds,
-        reference_thickness=(
-            GRAVITY * config.top_layer_depth_m,
-            GRAVITY * config.bottom_layer_depth_m - mean_surface,
-        ),
-        density_ratio=config.density_ratio,
-        hyperdiffusion_time=config.hyperdiffusion_hours * 3600.0,
-        hyperdiffusion_order=config.hyperdiffusion_order,
-        drag_time=config.drag_days * _SECONDS_PER_DAY,
-        top_drag_time=None if config.top_drag_days is None else config.top_drag_days * _SECONDS_PER_DAY,
-        relaxation_time=config.relaxation_days * _SECONDS_PER_DAY,
+def build_atmosphere(config: DefaultDatasetConfig) -> tuple[HeldSuarezAtmosphere, Geography]:
+    """The model over the config's seeded geography."""
+    grid = model_grid(config.atmosphere)
+    geography = make_geography(config, grid)
+    atmosphere = HeldSuarezAtmosphere(
+        config.atmosphere, geography.height(grid), geography.land_sea_mask(grid)
     )
-    return ShallowWaterModel(parameters, transform, surface), geography
+    return atmosphere, geography
 
 
-def initial_state(model: ShallowWaterModel, config: DefaultDatasetConfig) -> np.ndarray:
-    """At rest with flat interface and free surface (an exact steady state without forcing), plus
-    seeded small-scale vorticity noise (≈ 1e-6 s⁻¹); the relaxation then builds up the gradients."""
-    sht = model.transform
-    rng = np.random.default_rng([config.seed, 2])
-    shape = (2, sht.truncation + 1, sht.truncation + 1)
-    noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * sht.mask * 1e-6
-    noise[:, 0] = noise[:, 0].real
-    noise[:, 0, 0] = 0.0
-    top = np.full((sht.nlat, sht.nlon), GRAVITY * config.top_layer_depth_m)
-    assert model.surface_geopotential is not None, "ShallowWaterModel.__post_init__ sets it"
-    bottom = GRAVITY * config.bottom_layer_depth_m - model.surface_geopotential
-    zeros = np.zeros((2, sht.nlat, sht.nlon))
-    state = model.state_from_grid(zeros, zeros, np.stack([top, bottom]))
-    state[:, VORTICITY] += noise
-    return state
+def load_climate(path: Path = CLIMATE_FILE) -> np.ndarray:
+    """The shipped monthly zonal-mean climate, (12, 3 · level + 1, l): month k is the mean over
+    the k-th calendar month of :func:`zonal_mean_coefficients` (see :func:`spin_up_climate`)."""
+    with np.load(path) as stored:
+        return np.asarray(stored["monthly_zonal_mean"], dtype=np.float32)
 
 
-def forced_trajectory(
-    model: ShallowWaterModel,
-    forcing: EquilibriumForcing,
-    initial: np.ndarray,
-    start: np.datetime64,
+def climate_at(climate: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Zonal-mean columns at ``times`` (B,), linearly interpolated between mid-month means
+    (cyclic over the year): (B, 3 · level + 1, l)."""
+    day_of_year = (
+        np.asarray(times, dtype="datetime64[D]") - np.asarray(times, dtype="datetime64[Y]")
+    ).astype(np.float64)
+    position = (day_of_year / 365.25 * 12.0 - 0.5) % 12.0  # 0 = mid-January
+    low = np.floor(position).astype(int)
+    weight = (position - low)[:, None, None]
+    return ((1.0 - weight) * climate[low % 12] + weight * climate[(low + 1) % 12]).astype(np.float32)
+
+
+def eddy_noise(
+    config: DefaultDatasetConfig, atmosphere: HeldSuarezAtmosphere, members: int, stream: int
+) -> np.ndarray:
+    """Seeded vorticity noise (members, level, m, l) at total wavenumbers 4–15, amplitude ~1e-6 s⁻¹."""
+    rng = np.random.default_rng([config.seed, 2, stream])
+    shape = (members, config.atmosphere.layers, *atmosphere.grid.modal_shape)
+    total = np.asarray(atmosphere.grid.sh.modal_axes[1])
+    band = (total >= 4) & (total <= 15)
+    per_second = atmosphere.physics.nondimensionalize(1e-6 / U.s)
+    return (rng.standard_normal(shape) * band * per_second).astype(np.float32)
+
+
+def _run(
+    atmosphere: HeldSuarezAtmosphere,
+    state: Any,
+    start_times: np.ndarray,
     n_steps: int,
-) -> Iterator[np.ndarray]:
-    """Yield the states (layers, 3, N+1, N+1) after steps 1, …, ``n_steps`` from ``initial`` at ``start``.
+    progress: str | None,
+) -> Any:
+    """Yield (step index, state) after each of ``n_steps`` steps of the batch; RuntimeError on blow-up."""
+    step = atmosphere.make_stepper(start_times)
+    steps_per_day = round(24 * 60 / atmosphere.parameters.time_step_minutes)
+    bar = tqdm(
+        total=n_steps // steps_per_day, unit="day", desc=progress, disable=progress is None, mininterval=5.0
+    )
+    with torch.no_grad():
+        for index in range(1, n_steps + 1):
+            state = step(state)
+            if index % steps_per_day == 0:
+                bar.update(1)
+                if not torch.isfinite(state.vorticity).all():
+                    raise RuntimeError(
+                        "the default atmosphere became unstable; reduce atmosphere.time_step_minutes"
+                    )
+            yield index, state
+    bar.close()
 
-    The relaxation target of step k is Φ_eq at start + k Δt (spectral, computed 4 days at a time);
-    the first step is a forward step, the others leapfrog. Raises RuntimeError if the model blows up.
+
+def spin_up_climate(
+    config: DefaultDatasetConfig, spinup_days: float = 200.0, members: int = 2, progress: bool = True
+) -> np.ndarray:
+    """The monthly zonal-mean climate (12, 3 · level + 1, l) of ``config``'s atmosphere.
+
+    ``members`` runs from rest (isothermal 288 K plus seeded eddy noise) start ``spinup_days``
+    before 1 January of a year and are then averaged over that year, month by month. What
+    ``held_suarez_climate.npz`` holds (``pipelines/spin_up_default_atmosphere.py`` writes it).
     """
-    sht, p = model.transform, model.parameters
-    dt = np.timedelta64(round(p.time_step * 1e6), "us")
-    previous = current = initial
-    chunk = max(1, round(4 * _SECONDS_PER_DAY / p.time_step))
-    for chunk_start in range(0, n_steps, chunk):
-        steps = np.arange(chunk_start, min(chunk_start + chunk, n_steps))
-        equilibrium = sht.analysis(forcing(start + steps * dt))  # (k, N+1, N+1): Φ_eq at each step's time
-        for step, eq in zip(steps, equilibrium, strict=True):
-            if step == 0:
-                current = model.first_step(current, equilibrium=eq)
-            else:
-                previous, current = model.step(previous, current, equilibrium=eq)
-            yield current
-        if not np.isfinite(current).all():
-            raise RuntimeError(
-                f"the shallow-water model became unstable at {start + (steps[-1] + 1) * dt}; reduce "
-                "time_step_seconds, meridional_contrast_m or mountain_height_m (a layer may have run dry)"
-            )
-
-
-def build_default_model(
-    config: DefaultDatasetConfig,
-) -> tuple[ShallowWaterModel, Geography, EquilibriumForcing]:
-    """The model, its geography and its forcing on the Gaussian grid, as used by the generator."""
-    model, geography = _build_model(config)
-    sht = model.transform
-    forcing = EquilibriumForcing(config, sht.latitudes, sht.longitudes, geography.land_sea_mask(sht))
-    return model, geography, forcing
+    atmosphere, _ = build_atmosphere(config)
+    steps_per_day = round(24 * 60 / config.atmosphere.time_step_minutes)
+    spin_steps = round(spinup_days * steps_per_day)
+    year_start = np.datetime64("2001-01-01T00:00", "ns")
+    start = year_start - np.timedelta64(spin_steps * round(config.atmosphere.time_step_minutes), "m")
+    zonal = np.repeat(rest_zonal_mean(atmosphere), members, axis=0)
+    initial = state_from_zonal_mean(atmosphere, zonal, eddy_noise(config, atmosphere, members, stream=1))
+    sums = np.zeros((12, *zonal.shape[1:]))
+    counts = np.zeros(12)
+    dt = np.timedelta64(round(config.atmosphere.time_step_minutes), "m")
+    n_steps = spin_steps + 365 * steps_per_day
+    starts = np.full(members, start)
+    for index, state in _run(
+        atmosphere, initial, starts, n_steps, "spinning up the climate" if progress else None
+    ):
+        if index > spin_steps and index % steps_per_day == 0:
+            month = int(str(start + index * dt)[5:7]) - 1
+            sums[month] += zonal_mean_coefficients(state).mean(axis=0)
+            counts[month] += 1
+    return (sums / counts[:, None, None]).astype(np.float32)
 
 
 def simulate_default_dataset(config: DefaultDatasetConfig | None = None, progress: bool = True) -> xr.Dataset:
     """Run the model and return the dataset in memory (no caching); short ``years`` for tests.
 
-    Returns an xr.Dataset with ``geopotential``, ``u_component_of_wind``, ``v_component_of_wind``
-    of dims (time, level, latitude, longitude), level = ``levels_hpa`` (top layer, bottom layer),
-    and static ``geopotential_at_surface``, ``land_sea_mask`` (latitude, longitude); float32 on the
-    64 × 32 grid. The run starts at rest ``spinup_days`` before ``start``. ``progress``: a tqdm bar
-    of the simulated days.
+    Returns an xr.Dataset with ``geopotential``, ``temperature``, ``u_component_of_wind``,
+    ``v_component_of_wind`` of dims (time, level, latitude, longitude), level = ``levels_hpa``,
+    static ``geopotential_at_surface`` and ``land_sea_mask`` (latitude, longitude), float32 on the
+    64 × 32 grid, and the ``trajectory`` coordinate along time. ``progress``: a tqdm bar of the
+    simulated days.
     """
     config = config or DefaultDatasetConfig()
-    model, geography, forcing = build_default_model(config)
-    steps_per_output = round(config.output_hours * 3600 / config.time_step_seconds)
-    n_outputs = round(config.years * 365.25 * 24 / config.output_hours)
-    spinup_steps = round(config.spinup_days * _SECONDS_PER_DAY / config.time_step_seconds)
-    start = np.datetime64(config.start, "us")
-    t0 = start - spinup_steps * np.timedelta64(round(config.time_step_seconds * 1e6), "us")
-    total_steps = spinup_steps + (n_outputs - 1) * steps_per_output
-
-    saved = np.empty((n_outputs, 2, 3, config.truncation + 1, config.truncation + 1), dtype=np.complex128)
-    initial = initial_state(model, config)
-    states = itertools.chain([initial], forced_trajectory(model, forcing, initial, t0, total_steps))
-    steps_per_day = _SECONDS_PER_DAY / config.time_step_seconds
-    bar = tqdm(total=round(total_steps / steps_per_day), unit="day", desc="simulating the default atmosphere",
-               disable=not progress, mininterval=5.0)
-    for step, state in enumerate(states):
-        if step and step % round(steps_per_day) == 0:
-            bar.update(1)
-        offset = step - spinup_steps
-        if offset >= 0 and offset % steps_per_output == 0:
-            saved[offset // steps_per_output] = state
-    bar.close()
-    output_grid = model.transform.at_latitudes(WB2_LATITUDES, WB2_NLON)
-    return _to_dataset(config, model, geography, output_grid, saved, start)
-
-
-def reported_geopotential_offsets(config: DefaultDatasetConfig) -> np.ndarray:
-    """Constants (2,) added to the layers' Montgomery potentials M so their nominal means equal
-    g × the standard-atmosphere heights of ``levels_hpa``.
-
-    Nominal means: ⟨M_top⟩ = g (H_top + H_bottom) (total mass is conserved) and
-    ⟨M_bottom⟩ = ⟨M_top⟩ − (1 − ρ_top/ρ_bottom) g H_top. A constant does not change the dynamics.
-    """
-    top = GRAVITY * (config.top_layer_depth_m + config.bottom_layer_depth_m)
-    bottom = top - (1.0 - config.density_ratio) * GRAVITY * config.top_layer_depth_m
-    return GRAVITY * np.asarray(config.standard_heights_m) - np.array([top, bottom])
+    atmosphere, geography = build_atmosphere(config)
+    n_outputs = config.n_outputs
+    segments = min(config.segments, n_outputs)
+    per_segment = math.ceil(n_outputs / segments)
+    steps_per_output = round(config.output_hours * 60 / config.atmosphere.time_step_minutes)
+    steps_per_day = round(24 * 60 / config.atmosphere.time_step_minutes)
+    spin_steps = round(config.segment_spinup_days * steps_per_day)
+    dt = np.timedelta64(round(config.atmosphere.time_step_minutes * 60), "s")
+    start = np.datetime64(config.start, "ns")
+    first_outputs = np.arange(segments) * per_segment
+    starts = start + first_outputs * np.timedelta64(config.output_hours, "h") - spin_steps * dt
+    state = state_from_zonal_mean(
+        atmosphere, climate_at(load_climate(), starts), eddy_noise(config, atmosphere, segments, stream=0)
+    )
+    grid = output_grid(config.atmosphere, WB2_LATITUDES, WB2_NLON)
+    shape = (n_outputs, len(config.levels_hpa), WB2_LATITUDES.size, WB2_NLON)
+    fields = {name: np.empty(shape, dtype=np.float32) for name in ("geopotential", "temperature", "u", "v")}
+    n_steps = spin_steps + (per_segment - 1) * steps_per_output
+    run = _run(atmosphere, state, starts, n_steps, "simulating the default atmosphere" if progress else None)
+    for index, state in run:
+        offset = index - spin_steps
+        if offset < 0 or offset % steps_per_output:
+            continue
+        outputs = first_outputs + offset // steps_per_output
+        keep = outputs < n_outputs
+        levels = atmosphere.on_pressure_levels(state, grid, config.levels_hpa)
+        for name, values in levels.items():
+            fields[name][outputs[keep]] = values[keep]
+    trajectory = np.minimum(np.arange(n_outputs) // per_segment, segments - 1)
+    return _to_dataset(config, geography, grid, fields, start, trajectory)
 
 
 def _to_dataset(
     config: DefaultDatasetConfig,
-    model: ShallowWaterModel,
     geography: Geography,
-    output_grid: SphericalHarmonicSynthesis,
-    states: np.ndarray,
+    grid: spherical_harmonic.Grid,
+    fields: dict[str, np.ndarray],
     start: np.datetime64,
+    trajectory: np.ndarray,
 ) -> xr.Dataset:
-    """Spectral states (T, 3, N+1, N+1) → the canonical dataset on ``output_grid``."""
-    u, v, montgomery = model.grid_from_state(states, output_grid)  # each (T, 2, J, L), top layer first
-    geopotential = montgomery + reported_geopotential_offsets(config)[:, None, None]
-    times = start + np.arange(len(states)) * np.timedelta64(config.output_hours, "h")
+    """Pressure-level arrays (T, level, lat, lon) → the canonical dataset on ``grid``."""
+    times = start + np.arange(len(trajectory)) * np.timedelta64(config.output_hours, "h")
     dims = ("time", "level", "latitude", "longitude")
 
     def upper_air(values: np.ndarray, units: str, long_name: str) -> xr.Variable:
-        return xr.Variable(dims, values.astype(np.float32), {"units": units, "long_name": long_name})
+        return xr.Variable(dims, values, {"units": units, "long_name": long_name})
+
+    def surface(values: np.ndarray, units: str, long_name: str) -> xr.Variable:
+        return xr.Variable(
+            ("latitude", "longitude"), values.T.astype(np.float32), {"units": units, "long_name": long_name}
+        )
 
     data_vars = {
-        "geopotential": upper_air(geopotential, "m**2 s**-2", "Geopotential"),
-        "u_component_of_wind": upper_air(u, "m s**-1", "U component of wind"),
-        "v_component_of_wind": upper_air(v, "m s**-1", "V component of wind"),
-        "geopotential_at_surface": xr.Variable(
-            ("latitude", "longitude"),
-            geography.surface_geopotential(output_grid).astype(np.float32),
-            {"units": "m**2 s**-2", "long_name": "Geopotential at surface (orography)"},
+        "geopotential": upper_air(fields["geopotential"], "m**2 s**-2", "Geopotential"),
+        "temperature": upper_air(fields["temperature"], "K", "Temperature"),
+        "u_component_of_wind": upper_air(fields["u"], "m s**-1", "U component of wind"),
+        "v_component_of_wind": upper_air(fields["v"], "m s**-1", "V component of wind"),
+        "geopotential_at_surface": surface(
+            _GRAVITY * geography.height(grid), "m**2 s**-2", "Geopotential at surface (orography)"
         ),
-        "land_sea_mask": xr.Variable(
-            ("latitude", "longitude"),
-            geography.land_sea_mask(output_grid).astype(np.float32),
-            {"units": "(0 - 1)", "long_name": "Land-sea mask"},
-        ),
+        "land_sea_mask": surface(geography.land_sea_mask(grid), "(0 - 1)", "Land-sea mask"),
     }
     coords = {
         "time": times.astype("datetime64[ns]"),
         "level": xr.Variable("level", np.array(config.levels_hpa, dtype=np.int64), {"units": "hPa"}),
-        "latitude": xr.Variable("latitude", output_grid.latitudes, {"units": "degrees_north"}),
-        "longitude": xr.Variable("longitude", output_grid.longitudes, {"units": "degrees_east"}),
+        "latitude": xr.Variable("latitude", WB2_LATITUDES, {"units": "degrees_north"}),
+        "longitude": xr.Variable(
+            "longitude", np.arange(WB2_NLON) * 360.0 / WB2_NLON, {"units": "degrees_east"}
+        ),
+        TRAJECTORY_COORD: xr.Variable(
+            "time",
+            trajectory.astype(np.int64),
+            {"long_name": "index of the independent model run this time belongs to"},
+        ),
     }
+    p = config.atmosphere
     attrs = {
-        "title": "vecfield default dataset: forced spectral shallow-water model on the sphere",
+        "title": "vecfield default dataset: a Held-Suarez atmosphere with seasons, days and mountains",
         "model": (
-            f"two-layer shallow water, vorticity-divergence form, T{config.truncation} spectral on a "
-            f"{model.transform.nlat}x{model.transform.nlon} Gaussian grid, semi-implicit leapfrog with "
-            "RAW filter, hyperdiffusion, Rayleigh drag on the bottom layer, Newtonian relaxation of the "
-            "top layer's thickness toward an insolation-driven equilibrium (diabatic mass exchange); "
-            f"Montgomery potentials of the top and bottom layers reported as the geopotential at "
-            f"{config.levels_hpa[0]} and {config.levels_hpa[1]} hPa plus constant offsets; output by exact "
-            "spectral synthesis on the WeatherBench2 64x32 grid"
+            f"dinosaur-torch primitive equations, T{p.truncation} spectral on a Gaussian grid, {p.layers} "
+            f"equidistant sigma levels, SIL3 IMEX steps of {p.time_step_minutes:g} min with the exponential "
+            "filter; Held & Suarez (1994) forcing with a seasonal hemispheric asymmetry, a diurnal "
+            "boundary-layer heating and seeded orography; output by exact spectral synthesis on the "
+            "WeatherBench2 64x32 grid and linear interpolation in ln p to the pressure levels; "
+            f"{config.segments} independent runs side by side (coordinate 'trajectory')"
         ),
         "config": json.dumps(dataclasses.asdict(config), sort_keys=True),
         "seed": config.seed,
@@ -447,8 +398,10 @@ def load_default_dataset(
             raise ValueError(
                 f"the cache folder {folder} is not writable; pass a writable cache_dir or set VECFIELD_CACHE"
             )
-        logger.info("generating the default dataset (first use only; cached in %s, set VECFIELD_CACHE to "
-                    "move it) …", folder)
+        logger.info(
+            "generating the default dataset (first use only; cached in %s, set VECFIELD_CACHE to move it) …",
+            folder,
+        )
         dataset = simulate_default_dataset(config)
         try:
             with atomic_path(store) as temporary:
