@@ -1,6 +1,8 @@
 """Independent runs on one time axis: the ``trajectory`` coordinate survives the build, and no
 window, statistic or initialization relates two times of different runs."""
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -9,6 +11,8 @@ from vecfield.data.build import build_dataset
 from vecfield.data.statistics import compute_statistics
 from vecfield.data.streaming import WindowedDataset
 from vecfield.data.trajectories import TRAJECTORY_COORD, run_labels, same_run
+from vecfield.forecast.config import load_forecast_config
+from vecfield.pipelines.forecast_evaluation import initialization_times
 
 
 def _with_runs(ds: xr.Dataset, ids: np.ndarray) -> xr.Dataset:
@@ -53,3 +57,19 @@ def test_build_keeps_runs_and_windows_and_statistics_respect_them(tmp_path, synt
     assert float(diff_std) == pytest.approx(differences.std(), rel=1e-10)
     across = np.diff(z, axis=0).std()
     assert abs(float(diff_std) - across) > 1e-6 * across  # the junction's jump would have changed it
+
+
+def test_initializations_keep_predecessor_and_every_lead_in_one_run():
+    times = np.datetime64("2002-03-01T00", "ns") + np.arange(120) * np.timedelta64(6, "h")
+    ids = np.repeat([0, 1, 2], 40)  # runs of 10 days
+    truth = _with_runs(xr.Dataset(coords={"time": times}), ids)
+    truth.attrs["splits"] = json.dumps({"test": ["2002-03-01T00", "2002-03-30T18"]})
+    overrides = ["rollout.steps=8", "rollout.init_every_hours=6"]
+    config = load_forecast_config("configs/quickstart.yaml", overrides)
+    inits = initialization_times(truth, config)
+    step = np.timedelta64(6, "h")
+    index = {t: i for i, t in enumerate(times)}
+    for t in inits:
+        assert ids[index[t - step]] == ids[index[t]] == ids[index[t + 8 * step]]
+    per_run = 40 - 1 - 8  # a predecessor, then 8 leads inside the run
+    assert inits.size == 3 * per_run

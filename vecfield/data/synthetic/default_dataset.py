@@ -71,7 +71,7 @@ class DefaultDatasetConfig:
     seed: int = 0
     start: str = "2000-01-01"
     segments: int = 8
-    segment_spinup_days: float = 30.0
+    segment_spinup_days: float = 15.0
     output_hours: int = 6
     levels_hpa: tuple[int, ...] = (500, 850)
     land_fraction: float = 0.3
@@ -186,15 +186,16 @@ def climate_at(climate: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def eddy_noise(
-    config: DefaultDatasetConfig, atmosphere: HeldSuarezAtmosphere, members: int, stream: int
+    config: DefaultDatasetConfig, atmosphere: HeldSuarezAtmosphere, keys: list[tuple[int, ...]]
 ) -> np.ndarray:
-    """Seeded vorticity noise (members, level, m, l) at total wavenumbers 4–15, amplitude ~1e-6 s⁻¹."""
-    rng = np.random.default_rng([config.seed, 2, stream])
-    shape = (members, config.atmosphere.layers, *atmosphere.grid.modal_shape)
+    """Seeded vorticity noise (len(keys), level, m, l) at total wavenumbers 4–15, amplitude ~1e-6 s⁻¹;
+    member i draws from the stream (config.seed, *keys[i]), so it does not depend on the batch."""
+    shape = (config.atmosphere.layers, *atmosphere.grid.modal_shape)
     total = np.asarray(atmosphere.grid.sh.modal_axes[1])
     band = (total >= 4) & (total <= 15)
     per_second = atmosphere.physics.nondimensionalize(1e-6 / U.s)
-    return (rng.standard_normal(shape) * band * per_second).astype(np.float32)
+    draws = [np.random.default_rng([config.seed, *key]).standard_normal(shape) for key in keys]
+    return (np.stack(draws) * band * per_second).astype(np.float32)
 
 
 def _run(
@@ -238,7 +239,9 @@ def spin_up_climate(
     year_start = np.datetime64("2001-01-01T00:00", "ns")
     start = year_start - np.timedelta64(spin_steps * round(config.atmosphere.time_step_minutes), "m")
     zonal = np.repeat(rest_zonal_mean(atmosphere), members, axis=0)
-    initial = state_from_zonal_mean(atmosphere, zonal, eddy_noise(config, atmosphere, members, stream=1))
+    initial = state_from_zonal_mean(
+        atmosphere, zonal, eddy_noise(config, atmosphere, [(3, member) for member in range(members)])
+    )
     sums = np.zeros((12, *zonal.shape[1:]))
     counts = np.zeros(12)
     dt = np.timedelta64(round(config.atmosphere.time_step_minutes), "m")
@@ -254,16 +257,30 @@ def spin_up_climate(
     return (sums / counts[:, None, None]).astype(np.float32)
 
 
-def simulate_default_dataset(config: DefaultDatasetConfig | None = None, progress: bool = True) -> xr.Dataset:
+def simulate_default_dataset(
+    config: DefaultDatasetConfig | None = None, progress: bool = True, threads: int | None = None
+) -> xr.Dataset:
     """Run the model and return the dataset in memory (no caching); short ``years`` for tests.
 
     Returns an xr.Dataset with ``geopotential``, ``temperature``, ``u_component_of_wind``,
     ``v_component_of_wind`` of dims (time, level, latitude, longitude), level = ``levels_hpa``,
     static ``geopotential_at_surface`` and ``land_sea_mask`` (latitude, longitude), float32 on the
     64 × 32 grid, and the ``trajectory`` coordinate along time. ``progress``: a tqdm bar of the
-    simulated days.
+    simulated days. ``threads``: torch threads while simulating (default: the machine's cores, at
+    most 4: the batch of runs uses them well, unlike the small forecaster that the main job trains
+    on one thread); the caller's setting is restored afterwards.
     """
     config = config or DefaultDatasetConfig()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or min(os.cpu_count() or 1, 4))
+    try:
+        return _simulate(config, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _simulate(config: DefaultDatasetConfig, progress: bool) -> xr.Dataset:
+    """The body of :func:`simulate_default_dataset`."""
     atmosphere, geography = build_atmosphere(config)
     n_outputs = config.n_outputs
     segments = min(config.segments, n_outputs)
@@ -274,9 +291,15 @@ def simulate_default_dataset(config: DefaultDatasetConfig | None = None, progres
     dt = np.timedelta64(round(config.atmosphere.time_step_minutes * 60), "s")
     start = np.datetime64(config.start, "ns")
     first_outputs = np.arange(segments) * per_segment
-    starts = start + first_outputs * np.timedelta64(config.output_hours, "h") - spin_steps * dt
+    first_times = start + first_outputs * np.timedelta64(config.output_hours, "h")
+    starts = first_times - spin_steps * dt
+    keys = (first_times - np.datetime64("1970-01-01", "ns")) // np.timedelta64(
+        1, "h"
+    )  # a run's noise: its date
     state = state_from_zonal_mean(
-        atmosphere, climate_at(load_climate(), starts), eddy_noise(config, atmosphere, segments, stream=0)
+        atmosphere,
+        climate_at(load_climate(), starts),
+        eddy_noise(config, atmosphere, [(2, hours) for hours in keys]),
     )
     grid = output_grid(config.atmosphere, WB2_LATITUDES, WB2_NLON)
     shape = (n_outputs, len(config.levels_hpa), WB2_LATITUDES.size, WB2_NLON)
