@@ -1,23 +1,36 @@
-"""Where the energy model's extra training cost goes: the double backward pass, by kind of operation.
+"""Where the energy model's extra training cost goes: the double backward pass, by kind of layer.
 
-    python benchmarks/energy_step_cost.py [--threads N] [--steps 15]
+    python benchmarks/energy_step_cost.py [--threads N] [--steps 15] [--channels 16] [--batch 64]
 
 The two digits models of ``benchmarks/energy.py`` (the same UNet and batch; the energy model trains
-through −∇ₓE, a double backward pass, with its classifier term off) step in alternation; the table
-gives the median seconds per step and their ratio (the issue's target ≤ 2.2×), then a profile of 5
-steps split into convolution passes (forward, backward and double backward: 6 per convolution
-against 3, a FLOP floor of 2.0×) and everything else (mostly the composite second derivatives of
-GroupNorm and SiLU). Writes benchmarks/results/energy_step_cost.json.
+through −∇ₓE, a double backward pass, with its classifier term off) step in alternation with three
+variants of each, and the table gives the median seconds per step and the ratio energy / plain
+(the issue's target ≤ 2.2×):
+
+- ``closed form``: the package's energy model, whose GroupNorm+SiLU layers differentiate their
+  backward pass in closed form (``vecfield.nn.GroupNormSiLU(double_backward=True)``);
+- ``composite``: the same weights with PyTorch's composite GroupNorm+SiLU, whose second derivative
+  goes through decomposed formulas (the energy model before the closed form);
+- diagnostics, not the same function: every GroupNorm+SiLU replaced by a plain SiLU (``SiLU only``)
+  or removed (``no GroupNorm+SiLU``) in both models, so the ratio left is the rest of the network's,
+  mostly the convolutions' (six passes against three: a FLOP floor of 2.0×).
+
+Then a profile of 5 steps of the package's two models, split into convolution passes (forward,
+backward and double backward) and everything else. Writes benchmarks/results/energy_step_cost.json.
 """
 
 import argparse
+import copy
+import dataclasses
 import json
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.profiler import profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,12 +38,30 @@ from energy import Settings, image_config
 
 from vecfield.files import write_text_atomic
 from vecfield.images.datasets import load_digits
-from vecfield.images.generator import build_image_generator
+from vecfield.images.generator import ImageGenerator, build_image_generator
+from vecfield.nn.group_norm_silu import GroupNormSiLU
 
 RESULT = Path(__file__).resolve().parent / "results" / "energy_step_cost.json"
 CONVOLUTION_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward",
                    "aten::_convolution_double_backward", "aten::cudnn_convolution",
                    "aten::convolution_backward_overrideable")
+#: variant -> what replaces each GroupNormSiLU (None: the layer as built, with double_backward as given)
+VARIANTS = {"closed form": None, "composite": None, "SiLU only": nn.SiLU, "no GroupNorm+SiLU": nn.Identity}
+
+
+def variant(model: ImageGenerator, name: str) -> ImageGenerator:
+    """A copy of ``model`` with its GroupNorm+SiLU layers as the variant ``name`` has them."""
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if not isinstance(child, GroupNormSiLU):
+                continue
+            replacement = VARIANTS[name]
+            if name == "composite":
+                child.double_backward = False
+            elif replacement is not None:
+                setattr(parent, child_name, replacement())
+    return model
 
 
 def main() -> None:
@@ -38,52 +69,65 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=15, help="timed steps per model (the median counts)")
+    parser.add_argument("--channels", type=int, default=Settings.image_channels, help="UNet width")
+    parser.add_argument("--batch", type=int, default=Settings.image_batch)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings, digits = Settings(), load_digits()
+    settings = dataclasses.replace(Settings(), image_channels=args.channels, image_batch=args.batch)
+    digits = load_digits()
     images, labels = digits.images[: settings.image_batch], digits.labels[: settings.image_batch]
-    models = {}
+    built = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, method in (("energy", "energy"), ("plain", "vp_diffusion")):
             torch.manual_seed(settings.seed)
             config = image_config(settings, method, Path(folder) / method)
-            models[name] = build_image_generator(config, (1, 8, 8), digits.levels, 10).train()
-    models["energy"].classifier_weight = 0.0  # the parameterisation alone: the same loss as the plain model
+            built[name] = build_image_generator(config, (1, 8, 8), digits.levels, 10).train()
+    built["energy"].classifier_weight = 0.0  # the parameterisation alone: the same loss as the plain model
+    models = {("closed form", name): model for name, model in built.items()}
+    models[("composite", "energy")] = variant(built["energy"], "composite")  # plain runs the composite
+    models.update({(v, name): variant(model, v) for v in list(VARIANTS)[2:] for name, model in built.items()})
 
-    def step(name: str) -> None:
-        models[name](images, labels).backward()
+    def step(model: ImageGenerator) -> None:
+        model(images, labels).backward()
 
-    for name in models:
+    for model in models.values():
         for _ in range(3):
-            step(name)
-    seconds: dict[str, list[float]] = {name: [] for name in models}
+            step(model)
+    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in models}
     for _ in range(args.steps):
-        for name in models:
+        for key, model in models.items():
             start = time.perf_counter()
-            step(name)
-            seconds[name].append(time.perf_counter() - start)
+            step(model)
+            seconds[key].append(time.perf_counter() - start)
+    median = {key: statistics.median(values) for key, values in seconds.items()}
     result: dict = {"threads": args.threads, "batch": settings.image_batch,
-                    "channels": settings.image_channels}
-    for name in models:
+                    "channels": settings.image_channels, "variants": {}}
+    for v in VARIANTS:
+        plain = median[(v, "plain")] if (v, "plain") in median else median[("closed form", "plain")]
+        result["variants"][v] = {"energy_step_s": median[(v, "energy")], "plain_step_s": plain,
+                                 "ratio": median[(v, "energy")] / plain}
+    for name in built:
         with profile() as prof:
             for _ in range(5):
-                step(name)
+                step(built[name])
         events = prof.key_averages()
         total = sum(e.self_cpu_time_total for e in events) / 1e3
         conv = sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTION_OPS) / 1e3
-        result[name] = {"median_step_s": float(torch.tensor(seconds[name]).median()),
-                        "profiled_ms": total, "convolution_ms": conv, "other_ms": total - conv}
+        result[name] = {"profiled_ms": total, "convolution_ms": conv, "other_ms": total - conv}
     e, p = result["energy"], result["plain"]
-    keys = ("median_step_s", "profiled_ms", "convolution_ms", "other_ms")
+    keys = ("profiled_ms", "convolution_ms", "other_ms")
     result["ratio"] = {key: e[key] / p[key] for key in keys}
+    result["ratio"]["median_step_s"] = result["variants"]["closed form"]["ratio"]
     print(f"digits UNet ({settings.image_channels} channels), batch {settings.image_batch}, "
-          f"{args.threads} thread(s)")
-    print(f"{'':<28}{'energy':>10}{'plain':>10}{'ratio':>8}")
-    print(f"{'median s per step':<28}{e['median_step_s']:>10.4f}{p['median_step_s']:>10.4f}"
-          f"{result['ratio']['median_step_s']:>8.2f}   (target ≤ 2.2)")
-    for key, label in (("profiled_ms", "5 profiled steps, ms"), ("convolution_ms", "  convolution passes"),
-                       ("other_ms", "  everything else")):
-        print(f"{label:<28}{e[key]:>10.0f}{p[key]:>10.0f}{result['ratio'][key]:>8.2f}")
+          f"{args.threads} thread(s), median of {args.steps} alternating steps")
+    print(f"{'s per step':<34}{'energy':>10}{'plain':>10}{'ratio':>8}")
+    for v, row in result["variants"].items():
+        goal = "   (target ≤ 2.2)" if v == "closed form" else ("   (diagnostic)" if VARIANTS[v] else "")
+        print(f"{v:<34}{row['energy_step_s']:>10.4f}{row['plain_step_s']:>10.4f}{row['ratio']:>8.2f}{goal}")
+    print(f"{'closed form, 5 profiled steps, ms':<34}")
+    for part, label in (("profiled_ms", "  all"), ("convolution_ms", "  convolution passes"),
+                        ("other_ms", "  everything else")):
+        print(f"{label:<34}{e[part]:>10.0f}{p[part]:>10.0f}{result['ratio'][part]:>8.2f}")
     write_text_atomic(RESULT, json.dumps(result, indent=2))
     print(f"wrote {RESULT}")
 
