@@ -6,8 +6,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from vecfield.core import EnergyField, EnergyHead, energy_model
-from vecfield.nn import UNet
-from vecfield.nn.group_norm_silu import GroupNormSiLU
+from vecfield.nn import GroupNormSiLU, UNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

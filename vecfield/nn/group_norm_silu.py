@@ -62,13 +62,13 @@ class _GroupNormSiLUBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, grad_z: Tensor, x: Tensor, weight: Tensor, bias: Tensor, y: Tensor,
-                mean: Tensor, rstd: Tensor, groups: int, eps: float,
+                mean: Tensor, rstd: Tensor, sizes: tuple[int, int, int], groups: int, eps: float,
                 mask: list[bool]) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         grad_y = _silu_backward(grad_z, y)
         grad_x, grad_weight, grad_bias = _aten.native_group_norm_backward(
-            grad_y, x, mean, rstd, weight, *_sizes(x), groups, mask)
+            grad_y, x, mean, rstd, weight, *sizes, groups, mask)
         ctx.save_for_backward(grad_z, x, weight, bias, y, mean, rstd, grad_y, grad_x)
-        ctx.groups, ctx.eps = groups, eps  # type: ignore[attr-defined]
+        ctx.sizes, ctx.groups, ctx.eps = sizes, groups, eps  # type: ignore[attr-defined]
         ctx.set_materialize_grads(False)
         return grad_x, grad_weight, grad_bias
 
@@ -78,7 +78,7 @@ class _GroupNormSiLUBackward(torch.autograd.Function):
         grad_z, x, weight, bias, y, mean, rstd, grad_y, grad_x = ctx.saved_tensors  # type: ignore[attr-defined]
         if torch.is_grad_enabled():  # a third derivative: differentiate PyTorch's composite instead
             return _composite_second_derivative(ctx, grad_z, x, weight, bias, v, v_weight, v_bias)
-        none = (None,) * 6
+        none = (None,) * 7
         if v is None and v_weight is None and v_bias is None:
             return (None, None, None, None, *none)
         groups: int = ctx.groups  # type: ignore[attr-defined]
@@ -86,12 +86,12 @@ class _GroupNormSiLUBackward(torch.autograd.Function):
         # Seven buffers of x's size, the rest of the work in place: on the CPU a fresh buffer of this
         # size costs about as much as a pass of arithmetic over it (page faults).
         # Layouts: (B, C, HW) for per-channel factors, (B, G, N) for per-group ones (views of one buffer).
-        sizes = _sizes(x)
+        sizes: tuple[int, int, int] = ctx.sizes  # type: ignore[attr-defined]
         batch, channels, positions = sizes
         by_channel, by_group = (batch, channels, positions), (batch, groups, -1)
         r = rstd.view(batch, groups, 1)
         x_hat = x.view(by_group).sub(mean.view(batch, groups, 1)).mul_(r)
-        gamma = weight.view(1, channels, 1)
+        x_hat3, gamma = x_hat.view(by_channel), weight.view(1, channels, 1)
         y3, grad_y3 = y.view(by_channel), grad_y.view(by_channel)
         w = h = None  # w = r·P(v); h = ∂L/∂g_y
         if v is not None:
@@ -99,7 +99,7 @@ class _GroupNormSiLUBackward(torch.autograd.Function):
                                                  [True, False, False])[0]
             h = w.view(by_channel) * gamma
         if v_weight is not None:
-            term = x_hat.view(by_channel) * v_weight.view(1, channels, 1)
+            term = x_hat3 * v_weight.view(1, channels, 1)
             h = term if h is None else h.add_(term)
         if v_bias is not None:
             beta = v_bias.view(1, channels, 1)
@@ -114,7 +114,7 @@ class _GroupNormSiLUBackward(torch.autograd.Function):
         big_y = _aten.sigmoid_backward.grad_input(big_y, s, grad_input=big_y)  # g_z·h·s″(y)
         buffer = s  # σ is used up: its buffer holds the products below
         if need_weight:
-            product = torch.mul(big_y, x_hat.view(by_channel), out=buffer)
+            product = torch.mul(big_y, x_hat3, out=buffer)
             d_weight = (product if w is None else product.addcmul_(w.view(by_channel), grad_y3)).sum((0, 2))
         if need_bias:
             d_bias = big_y.sum((0, 2))
@@ -127,12 +127,12 @@ class _GroupNormSiLUBackward(torch.autograd.Function):
                                                     [True, False, False])[0]
         if v is not None:
             assert w is not None, "w is set whenever v is"
-            n = x_hat.shape[-1]
+            r_n = r / x_hat.shape[-1]
             vg, grad_xg, group_view = v.reshape(by_group), grad_x.view(by_group), buffer.view(by_group)
-            m_a = torch.mul(grad_y3, x_hat.view(by_channel), out=buffer).sum(-1).mul_(weight)
-            m_a = m_a.view(batch, groups, -1).sum(-1, keepdim=True).mul_(r / n)
-            m_v = torch.mul(vg, x_hat, out=group_view).sum(-1, keepdim=True).mul_(r / n)
-            m_vg = torch.mul(vg, grad_xg, out=group_view).sum(-1, keepdim=True).mul_(r / n)
+            m_a = torch.mul(grad_y3, x_hat3, out=buffer).sum(-1).mul_(weight)
+            m_a = m_a.view(batch, groups, -1).sum(-1, keepdim=True).mul_(r_n)
+            m_v = torch.mul(vg, x_hat, out=group_view).sum(-1, keepdim=True).mul_(r_n)
+            m_vg = torch.mul(vg, grad_xg, out=group_view).sum(-1, keepdim=True).mul_(r_n)
             d_x.view(by_group).addcmul_(w.view(by_group), m_a, value=-1.0).addcmul_(
                 grad_xg, m_v, value=-1.0).addcmul_(x_hat, m_vg, value=-1.0)
         return (d_z, d_x, d_weight, d_bias, *none)
@@ -152,7 +152,7 @@ def _composite_second_derivative(ctx: FunctionCtx, grad_z: Tensor, x: Tensor, we
         wanted = [t for t, need in zip((grad_z, x, weight, bias), needs, strict=True) if need]
         grads = iter(torch.autograd.grad([g for g, _ in pairs], wanted, [u for _, u in pairs],
                                          create_graph=True, allow_unused=True))
-    return (*(next(grads) if need else None for need in needs), *(None,) * 6)
+    return (*(next(grads) if need else None for need in needs), *(None,) * 7)
 
 
 class _GroupNormSiLU(torch.autograd.Function):
@@ -161,9 +161,10 @@ class _GroupNormSiLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor, bias: Tensor, groups: int,
                 eps: float) -> Tensor:
-        y, mean, rstd = _aten.native_group_norm(x, weight, bias, *_sizes(x), groups, eps)
+        sizes = _sizes(x)
+        y, mean, rstd = _aten.native_group_norm(x, weight, bias, *sizes, groups, eps)
         ctx.save_for_backward(x, weight, bias, y, mean, rstd)
-        ctx.groups, ctx.eps = groups, eps  # type: ignore[attr-defined]
+        ctx.sizes, ctx.groups, ctx.eps = sizes, groups, eps  # type: ignore[attr-defined]
         return F.silu(y)
 
     @staticmethod
@@ -171,11 +172,12 @@ class _GroupNormSiLU(torch.autograd.Function):
         x, weight, bias, y, mean, rstd = ctx.saved_tensors  # type: ignore[attr-defined]
         mask = list(ctx.needs_input_grad[:3])  # type: ignore[attr-defined]
         if torch.is_grad_enabled():  # create_graph: a backward pass that can itself be differentiated
-            grads = _GroupNormSiLUBackward.apply(grad_z, x, weight, bias, y, mean, rstd,
-                                                 ctx.groups, ctx.eps, mask)  # type: ignore[attr-defined]
+            grads = _GroupNormSiLUBackward.apply(
+                grad_z, x, weight, bias, y, mean, rstd, ctx.sizes, ctx.groups, ctx.eps,  # type: ignore[attr-defined]
+                mask)
         else:
             grads = _aten.native_group_norm_backward(_silu_backward(grad_z, y), x, mean, rstd, weight,
-                                                     *_sizes(x), ctx.groups, mask)  # type: ignore[attr-defined]
+                                                     *ctx.sizes, ctx.groups, mask)  # type: ignore[attr-defined]
         return (*grads, None, None)
 
 
