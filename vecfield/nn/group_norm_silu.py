@@ -187,7 +187,7 @@ class GroupNormSiLU(nn.GroupNorm):
     double_backward=False: the composite ``F.silu(F.group_norm(…))``, fastest for one backward pass.
     double_backward=True: the same values and first derivatives (PyTorch's kernels, bit for bit) with
     the closed-form second derivative of the module docstring, for networks trained through their own
-    input gradient (an energy model's −∇ₓE): about 1.5× less time than the composite's there, and
+    input gradient (an energy model's −∇ₓE): 1.3–1.6× less time than the composite's there, and
     a few per cent more in a single backward pass (two Python autograd functions per call).
     Always affine (γ, β per channel).
     """
