@@ -146,7 +146,8 @@ def build_image_generator(config: ImageConfig, image_shape: tuple[int, int, int]
     net = UNet(image_shape[0], channels=u.channels, channel_mults=u.channel_mults,
                blocks_per_level=u.blocks_per_level, attention_levels=u.attention_levels,
                mid_attention=u.mid_attention, heads=u.heads, time_features=u.time_features,
-               num_classes=classes, dropout=u.dropout, groups=u.groups)
+               num_classes=classes, dropout=u.dropout, groups=u.groups,
+               double_backward=config.model.method == "energy")  # trained through −∇ₓE
     options: dict[str, Any] = {"event_shape": image_shape}
     if classes:
         options["cond_dropout"] = config.model.cond_dropout
