@@ -1,15 +1,16 @@
 """Regional forecasting against the best simple baseline, with and without boundary forcing (issue 21).
 
-Boxes are cut from the embedded default dataset generated **hourly** (the shallow-water atmosphere
-of ``vecfield.data.synthetic``, ``DefaultDatasetConfig(output_hours=1)``; 5.625° grid, so a box of
-45° × 56° is 8 × 10 cells). Its variables are geopotential and the wind at 500 and 850 hPa; the
-benchmark forecasts the 850 hPa ones (the lower layer: the nearest this source has to surface
-fields). For each box it builds the dataset with the package's build (train: the first 8 months,
-val: 2 weeks, test: the rest of the year, another season), then for each boundary mode (``none``:
-a free boundary, the one-file user; ``truth``: the truth in a rim of ``--rim`` cells) trains a small
-regional forecaster through the package's Trainer, rolls out 1–72 h from the test period and scores
-it with the package's evaluation, whose ``best_baseline`` is the lowest RMSE of persistence, the
-climatologies and damped anomaly persistence (all fitted on the train split) at each lead.
+Boxes are cut from the embedded default dataset generated **hourly** (the Held–Suarez atmosphere of
+``vecfield.data.synthetic`` with steps of 60 minutes, ``DefaultDatasetConfig(output_hours=1)``;
+5.625° grid, so a box of 45° × 56° is 8 × 10 cells). Its variables are geopotential, temperature and
+the wind at 500 and 850 hPa; the benchmark forecasts the 850 hPa geopotential and wind (the nearest
+this source has to surface fields). For each box it builds the dataset with the package's build
+(train: the first 8 months, val: 2 weeks, test: the rest of the year, another season), then for each
+boundary mode (``none``: a free boundary, the one-file user; ``truth``: the truth in a rim of
+``--rim`` cells) trains a small regional forecaster through the package's Trainer, rolls out 1–72 h
+from the test period and scores it with the package's evaluation, whose ``best_baseline`` is the
+lowest RMSE of persistence, the climatologies and damped anomaly persistence (all fitted on the
+train split) at each lead.
 
     PYTHONPATH=. python benchmarks/regional.py [--quick] [--work /tmp/vecfield_regional]
     PYTHONPATH=. python benchmarks/regional.py --boxes north_atlantic_large --modes none \
@@ -40,6 +41,7 @@ from vecfield.data.synthetic.default_dataset import (
     default_cache_dir,
     load_default_dataset,
 )
+from vecfield.data.synthetic.held_suarez import HeldSuarezParameters
 from vecfield.files import write_text_atomic
 from vecfield.forecast.config import ForecastConfig, load_forecast_config
 from vecfield.forecast.forecaster import Forecaster
@@ -60,7 +62,8 @@ LEADS_SHOWN = (1, 3, 6, 12, 24, 48, 72)
 
 def hourly_default_store(years: float) -> Path:
     """The hourly default dataset's zarr store (generated and cached on first use)."""
-    config = DefaultDatasetConfig(output_hours=1, years=years)
+    hourly_steps = HeldSuarezParameters(time_step_minutes=60.0)  # the default 90 minutes do not divide 1 h
+    config = DefaultDatasetConfig(output_hours=1, years=years, atmosphere=hourly_steps)
     load_default_dataset(config=config)
     return default_cache_dir() / f"default-dataset-{config.cache_key()}.zarr"
 

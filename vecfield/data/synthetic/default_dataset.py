@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from dinosaur_torch.primitive_equations import State
 from tqdm.auto import tqdm
 
 from vecfield._version import __version__
@@ -198,14 +200,16 @@ def eddy_noise(
     return (np.stack(draws) * band * per_second).astype(np.float32)
 
 
-def _run(
+def integrate(
     atmosphere: HeldSuarezAtmosphere,
-    state: Any,
+    state: State,
     start_times: np.ndarray,
     n_steps: int,
     progress: str | None,
-) -> Any:
-    """Yield (step index, state) after each of ``n_steps`` steps of the batch; RuntimeError on blow-up."""
+) -> Iterator[tuple[int, State]]:
+    """Yield (step index, state) after each of ``n_steps`` steps of the batch of runs that start at
+    ``start_times`` (B,); RuntimeError on blow-up. ``progress``: the description of a tqdm bar of
+    the simulated days (None: no bar)."""
     step = atmosphere.make_stepper(start_times)
     steps_per_day = round(24 * 60 / atmosphere.parameters.time_step_minutes)
     bar = tqdm(
@@ -247,7 +251,7 @@ def spin_up_climate(
     dt = np.timedelta64(round(config.atmosphere.time_step_minutes), "m")
     n_steps = spin_steps + 365 * steps_per_day
     starts = np.full(members, start)
-    for index, state in _run(
+    for index, state in integrate(
         atmosphere, initial, starts, n_steps, "spinning up the climate" if progress else None
     ):
         if index > spin_steps and index % steps_per_day == 0:
@@ -305,7 +309,8 @@ def _simulate(config: DefaultDatasetConfig, progress: bool) -> xr.Dataset:
     shape = (n_outputs, len(config.levels_hpa), WB2_LATITUDES.size, WB2_NLON)
     fields = {name: np.empty(shape, dtype=np.float32) for name in ("geopotential", "temperature", "u", "v")}
     n_steps = spin_steps + (per_segment - 1) * steps_per_output
-    run = _run(atmosphere, state, starts, n_steps, "simulating the default atmosphere" if progress else None)
+    description = "simulating the default atmosphere" if progress else None
+    run = integrate(atmosphere, state, starts, n_steps, description)
     for index, state in run:
         offset = index - spin_steps
         if offset < 0 or offset % steps_per_output:

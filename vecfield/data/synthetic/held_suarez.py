@@ -61,7 +61,7 @@ class HeldSuarezParameters:
 
     truncation: int = 21
     layers: int = 12
-    time_step_minutes: float = 60.0
+    time_step_minutes: float = 90.0
     friction_days: float = 1.0  # 1/k_f
     radiation_days: float = 40.0  # 1/k_a
     surface_radiation_days: float = 4.0  # 1/k_s
