@@ -81,6 +81,15 @@ def test_runs_side_by_side_equal_runs_made_alone(short_dataset: xr.Dataset) -> N
         np.testing.assert_allclose(second[name].values, batched[name].values, rtol=1e-4, atol=1e-3)
 
 
+def test_batches_in_worker_processes_give_the_same_values() -> None:
+    """Five runs: a batch of four and a batch of one, in one process or in two: identical values."""
+    config = dataclasses.replace(SHORT, years=5 / 365.25, segments=5)
+    serial = simulate_default_dataset(config, progress=False, workers=1)
+    parallel = simulate_default_dataset(config, progress=False, workers=2)
+    xr.testing.assert_identical(serial, parallel)
+    np.testing.assert_array_equal(serial[TRAJECTORY_COORD].values, np.repeat(np.arange(5), 4))
+
+
 def test_geography_has_the_requested_land_fraction_and_mountains_on_land() -> None:
     config = DefaultDatasetConfig(land_fraction=0.3, mountain_height_m=1000.0)
     grid = model_grid(config.atmosphere)

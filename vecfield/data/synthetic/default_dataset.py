@@ -10,8 +10,8 @@ at ``levels_hpa``, with the static ``land_sea_mask`` and ``geopotential_at_surfa
 
 **Independent trajectories.** One continuous three-year run costs ~10 minutes on a CPU thread
 (the per-step cost is mostly fixed overhead at T21), so the calendar is cut into ``segments``
-consecutive spans that are integrated side by side as one batch (≈ 4× cheaper per simulated day).
-Each span starts ``segment_spinup_days`` before its first output from the model's own monthly
+consecutive spans, integrated ``RUNS_PER_BATCH`` at a time as one batch (the batch costs little
+more than one run) and the batches in parallel processes. Each span starts ``segment_spinup_days`` before its first output from the model's own monthly
 zonal-mean climate (shipped in ``held_suarez_climate.npz``, made by
 ``pipelines/spin_up_default_atmosphere.py``) plus seeded eddy noise. The spans are independent
 weather, so the dataset carries a ``trajectory`` coordinate along ``time`` (the span's index);
@@ -23,8 +23,10 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from vecfield.data.synthetic.held_suarez import (
     state_from_zonal_mean,
     zonal_mean_coefficients,
 )
+from vecfield.data.trajectories import TRAJECTORY_COORD
 from vecfield.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ logger = logging.getLogger(__name__)
 GENERATOR_VERSION = "2"  # bump when the generated values change for the same config
 WB2_LATITUDES = np.linspace(-87.1875, 87.1875, 32)  # WeatherBench2 64×32 equiangular, no poles
 WB2_NLON = 64
-TRAJECTORY_COORD = "trajectory"
+RUNS_PER_BATCH = 4  # runs integrated together (fixed, so that the values do not depend on the machine)
 CLIMATE_FILE = Path(__file__).with_name("held_suarez_climate.npz")
 _SECONDS_PER_DAY = 86_400.0
 _GRAVITY = 9.80616  # dinosaur-torch's value, m s⁻²
@@ -206,14 +209,20 @@ def integrate(
     start_times: np.ndarray,
     n_steps: int,
     progress: str | None,
+    position: int = 0,
 ) -> Iterator[tuple[int, State]]:
     """Yield (step index, state) after each of ``n_steps`` steps of the batch of runs that start at
     ``start_times`` (B,); RuntimeError on blow-up. ``progress``: the description of a tqdm bar of
-    the simulated days (None: no bar)."""
+    the simulated days (None: no bar), shown at line ``position``."""
     step = atmosphere.make_stepper(start_times)
     steps_per_day = round(24 * 60 / atmosphere.parameters.time_step_minutes)
     bar = tqdm(
-        total=n_steps // steps_per_day, unit="day", desc=progress, disable=progress is None, mininterval=5.0
+        total=n_steps // steps_per_day,
+        unit="day",
+        desc=progress,
+        disable=progress is None,
+        mininterval=5.0,
+        position=position,
     )
     with torch.no_grad():
         for index in range(1, n_steps + 1):
@@ -262,66 +271,76 @@ def spin_up_climate(
 
 
 def simulate_default_dataset(
-    config: DefaultDatasetConfig | None = None, progress: bool = True, threads: int | None = None
+    config: DefaultDatasetConfig | None = None, progress: bool = True, workers: int | None = None
 ) -> xr.Dataset:
     """Run the model and return the dataset in memory (no caching); short ``years`` for tests.
 
     Returns an xr.Dataset with ``geopotential``, ``temperature``, ``u_component_of_wind``,
     ``v_component_of_wind`` of dims (time, level, latitude, longitude), level = ``levels_hpa``,
     static ``geopotential_at_surface`` and ``land_sea_mask`` (latitude, longitude), float32 on the
-    64 × 32 grid, and the ``trajectory`` coordinate along time. ``progress``: a tqdm bar of the
-    simulated days. ``threads``: torch threads while simulating (default: the machine's cores, at
-    most 4: the batch of runs uses them well, unlike the small forecaster that the main job trains
-    on one thread); the caller's setting is restored afterwards.
+    64 × 32 grid, and the ``trajectory`` coordinate along time. ``progress``: tqdm bars of the
+    simulated days. The runs are integrated ``RUNS_PER_BATCH`` at a time on one thread each, the
+    batches in ``workers`` processes side by side (default: one per CPU core); the values do not
+    depend on ``workers`` or on the machine's cores.
     """
     config = config or DefaultDatasetConfig()
+    segments = min(config.segments, config.n_outputs)
+    batches = [list(range(i, min(i + RUNS_PER_BATCH, segments))) for i in range(0, segments, RUNS_PER_BATCH)]
+    workers = max(1, min(len(batches), workers or os.cpu_count() or 1))
+    if workers == 1:
+        parts = [_simulate_runs(config, batch, progress) for batch in batches]
+    else:
+        context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = list(
+                pool.map(_simulate_runs, [config] * len(batches), batches, [progress] * len(batches))
+            )
+    n_outputs, per_segment = config.n_outputs, math.ceil(config.n_outputs / segments)
+    fields = {name: np.concatenate([part[name] for part in parts])[:n_outputs] for name in parts[0]}
+    trajectory = np.minimum(np.arange(n_outputs) // per_segment, segments - 1)
+    grid = output_grid(config.atmosphere, WB2_LATITUDES, WB2_NLON)
+    geography = make_geography(config, model_grid(config.atmosphere))
+    return _to_dataset(config, geography, grid, fields, np.datetime64(config.start, "ns"), trajectory)
+
+
+def _simulate_runs(config: DefaultDatasetConfig, runs: list[int], progress: bool) -> dict[str, np.ndarray]:
+    """Integrate the runs ``runs`` (indices of the calendar's spans) as one batch on one thread;
+    their outputs in calendar order: {name: (len(runs) · per_segment, level, latitude, longitude)}."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads or min(os.cpu_count() or 1, 4))
+    torch.set_num_threads(1)  # one thread: the same values on every machine, and the cores go to the batches
     try:
-        return _simulate(config, progress)
+        atmosphere, _ = build_atmosphere(config)
+        segments = min(config.segments, config.n_outputs)
+        per_segment = math.ceil(config.n_outputs / segments)
+        steps_per_output = round(config.output_hours * 60 / config.atmosphere.time_step_minutes)
+        spin_steps = round(config.segment_spinup_days * 24 * 60 / config.atmosphere.time_step_minutes)
+        dt = np.timedelta64(round(config.atmosphere.time_step_minutes * 60), "s")
+        first_times = np.datetime64(config.start, "ns") + np.asarray(runs) * per_segment * np.timedelta64(
+            config.output_hours, "h"
+        )
+        starts = first_times - spin_steps * dt
+        keys = (first_times - np.datetime64("1970-01-01", "ns")) // np.timedelta64(
+            1, "h"
+        )  # a run's noise: its date
+        noise = eddy_noise(config, atmosphere, [(2, int(hours)) for hours in keys])
+        initial = state_from_zonal_mean(atmosphere, climate_at(load_climate(), starts), noise)
+        grid = output_grid(config.atmosphere, WB2_LATITUDES, WB2_NLON)
+        shape = (len(runs), per_segment, len(config.levels_hpa), WB2_LATITUDES.size, WB2_NLON)
+        fields = {
+            name: np.empty(shape, dtype=np.float32) for name in ("geopotential", "temperature", "u", "v")
+        }
+        description = f"simulating runs {runs[0] + 1}–{runs[-1] + 1} of {segments}" if progress else None
+        n_steps = spin_steps + (per_segment - 1) * steps_per_output
+        for index, state in integrate(
+            atmosphere, initial, starts, n_steps, description, position=runs[0] // RUNS_PER_BATCH
+        ):
+            offset = index - spin_steps
+            if offset >= 0 and offset % steps_per_output == 0:
+                for name, values in atmosphere.on_pressure_levels(state, grid, config.levels_hpa).items():
+                    fields[name][:, offset // steps_per_output] = values
+        return {name: values.reshape(-1, *values.shape[2:]) for name, values in fields.items()}
     finally:
         torch.set_num_threads(previous)
-
-
-def _simulate(config: DefaultDatasetConfig, progress: bool) -> xr.Dataset:
-    """The body of :func:`simulate_default_dataset`."""
-    atmosphere, geography = build_atmosphere(config)
-    n_outputs = config.n_outputs
-    segments = min(config.segments, n_outputs)
-    per_segment = math.ceil(n_outputs / segments)
-    steps_per_output = round(config.output_hours * 60 / config.atmosphere.time_step_minutes)
-    steps_per_day = round(24 * 60 / config.atmosphere.time_step_minutes)
-    spin_steps = round(config.segment_spinup_days * steps_per_day)
-    dt = np.timedelta64(round(config.atmosphere.time_step_minutes * 60), "s")
-    start = np.datetime64(config.start, "ns")
-    first_outputs = np.arange(segments) * per_segment
-    first_times = start + first_outputs * np.timedelta64(config.output_hours, "h")
-    starts = first_times - spin_steps * dt
-    keys = (first_times - np.datetime64("1970-01-01", "ns")) // np.timedelta64(
-        1, "h"
-    )  # a run's noise: its date
-    state = state_from_zonal_mean(
-        atmosphere,
-        climate_at(load_climate(), starts),
-        eddy_noise(config, atmosphere, [(2, hours) for hours in keys]),
-    )
-    grid = output_grid(config.atmosphere, WB2_LATITUDES, WB2_NLON)
-    shape = (n_outputs, len(config.levels_hpa), WB2_LATITUDES.size, WB2_NLON)
-    fields = {name: np.empty(shape, dtype=np.float32) for name in ("geopotential", "temperature", "u", "v")}
-    n_steps = spin_steps + (per_segment - 1) * steps_per_output
-    description = "simulating the default atmosphere" if progress else None
-    run = integrate(atmosphere, state, starts, n_steps, description)
-    for index, state in run:
-        offset = index - spin_steps
-        if offset < 0 or offset % steps_per_output:
-            continue
-        outputs = first_outputs + offset // steps_per_output
-        keep = outputs < n_outputs
-        levels = atmosphere.on_pressure_levels(state, grid, config.levels_hpa)
-        for name, values in levels.items():
-            fields[name][outputs[keep]] = values[keep]
-    trajectory = np.minimum(np.arange(n_outputs) // per_segment, segments - 1)
-    return _to_dataset(config, geography, grid, fields, start, trajectory)
 
 
 def _to_dataset(
