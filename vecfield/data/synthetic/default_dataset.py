@@ -8,14 +8,15 @@ continents with mountains). Its fields are reported every ``output_hours`` on We
 interpolation in ln p to the pressure levels): geopotential, temperature and the wind components
 at ``levels_hpa``, with the static ``land_sea_mask`` and ``geopotential_at_surface``.
 
-**Independent trajectories.** One continuous three-year run costs ~10 minutes on a CPU thread
-(the per-step cost is mostly fixed overhead at T21), so the calendar is cut into ``segments``
-consecutive spans, integrated ``RUNS_PER_BATCH`` at a time as one batch (the batch costs little
-more than one run) and the batches in parallel processes. Each span starts ``segment_spinup_days`` before its first output from the model's own monthly
-zonal-mean climate (shipped in ``held_suarez_climate.npz``, made by
-``pipelines/spin_up_default_atmosphere.py``) plus seeded eddy noise. The spans are independent
-weather, so the dataset carries a ``trajectory`` coordinate along ``time`` (the span's index);
-training windows, initializations and time-difference statistics never cross a change of it.
+**Independent trajectories.** One continuous three-year run costs ~10 minutes on a CPU thread (the
+per-step cost is mostly fixed overhead at T21), so the calendar is cut into ``segments`` consecutive
+spans, integrated ``RUNS_PER_BATCH`` at a time as one batch (a batch of four costs about twice one
+run) and the batches in parallel processes. Each span starts ``segment_spinup_days`` before its
+first output from the model's own monthly zonal-mean climate (shipped in
+``held_suarez_climate.npz``, made by ``pipelines/spin_up_default_atmosphere.py``) plus seeded eddy
+noise. The spans are independent weather, so the dataset carries a ``trajectory`` coordinate along
+``time`` (the span's index); training windows, initializations and time-difference statistics never
+cross a change of it.
 """
 
 import dataclasses
