@@ -40,6 +40,7 @@ from filelock import FileLock, Timeout
 
 from vecfield._version import __version__
 from vecfield.config.typed import to_dict
+from vecfield.data.canonical import load_coordinates
 from vecfield.data.catalogue import CATALOGUE, cf_attributes, unknown_name_error
 from vecfield.data.checks import (
     check_geopotential_magnitude,
@@ -54,7 +55,6 @@ from vecfield.data.forcings import FORCING_VARIABLES, compute_forcings
 from vecfield.data.regrid import crop_area, regrid
 from vecfield.data.sources import open_dataset
 from vecfield.data.statistics import compute_statistics, write_statistics
-from vecfield.data.trajectories import TRAJECTORY_COORD
 from vecfield.files import publish, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -201,8 +201,7 @@ def prepare(config: DatasetConfig) -> tuple[xr.Dataset, xr.Dataset]:
         static = crop_area(static, *grid.area) if static.data_vars else static
     state = state[list(config.variables)].astype(np.float32)
     state = state.chunk({d: (1 if d == "time" else -1) for d in state.dims})
-    if TRAJECTORY_COORD in state.coords:  # in memory, so the store's metadata pass writes it whole
-        state = state.assign_coords({TRAJECTORY_COORD: state[TRAJECTORY_COORD].compute()})
+    state = load_coordinates(state)  # e.g. trajectory: written whole by the store's metadata pass
     return state.drop_encoding(), static.astype(np.float32).drop_encoding()
 
 

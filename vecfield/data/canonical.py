@@ -144,8 +144,7 @@ def to_canonical(ds: xr.Dataset, member: int | None = None, keep_members: bool =
         )
     kept = (*CANONICAL_DIMS, TRAJECTORY_COORD)  # the runs of a multi-run dataset (data.trajectories)
     ds = ds.drop_vars([c for c in ds.coords if c not in kept])
-    if TRAJECTORY_COORD in ds.coords:
-        ds = ds.assign_coords({TRAJECTORY_COORD: ds[TRAJECTORY_COORD].load()})
+    ds = load_coordinates(ds)
     for name in list(ds.data_vars):
         var = ds[name]
         check_units(str(name), var.attrs.get("units"))
@@ -153,3 +152,10 @@ def to_canonical(ds: xr.Dataset, member: int | None = None, keep_members: bool =
             var = var.assign_attrs(units=CATALOGUE[str(name)].units)
         ds[name] = var.transpose(*[d for d in CANONICAL_DIMS if d in var.dims])
     return ds
+
+
+def load_coordinates(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its non-index coordinates (e.g. ``trajectory``) in memory: a zarr writer's metadata
+    pass and a dask rechunk then take them whole, whatever chunks they were stored in."""
+    extra = {name: coord.compute() for name, coord in ds.coords.items() if name not in ds.dims}
+    return ds.assign_coords(extra)

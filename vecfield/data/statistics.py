@@ -17,6 +17,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from vecfield.data.canonical import load_coordinates
 from vecfield.data.trajectories import within_run_differences
 
 STATISTICS = ("mean", "std", "diff_std")
@@ -38,7 +39,7 @@ def compute_statistics(ds: xr.Dataset, train: tuple[str, str] | None = None) -> 
         ds = ds.sel(time=slice(*train))
         if ds.sizes["time"] < 2:
             raise ValueError(f"the training period {train} holds {ds.sizes['time']} time steps; need ≥ 2")
-    ds = ds.assign_coords({name: c.compute() for name, c in ds.coords.items() if name not in ds.dims})
+    ds = load_coordinates(ds)  # e.g. trajectory, stored in one chunk: the rechunk below needs it whole
     if ds.chunks and "time" in ds.dims:
         per_step = sum(8 * var.isel(time=0).size for var in ds.data_vars.values() if "time" in var.dims)
         ds = ds.chunk({"time": max(1, min(ds.sizes["time"], CHUNK_BYTES // max(1, per_step)))})

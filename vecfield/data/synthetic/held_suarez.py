@@ -130,6 +130,13 @@ class HeldSuarezForcing(time_integration.ExplicitODE):
         kelvin = nd(1 * U.degK)
         self.kelvin = kelvin
         self.parameters = p
+        # the time-independent latitude profiles of T_eq, computed once rather than at every stage
+        self.meridional = (
+            1 - p.polar_amplification
+        ) * self.sin_lat**2 + p.polar_amplification * self.sin_lat**4
+        self.hemispheres = p.seasonal_north_k * self.sin_lat.clamp(
+            min=0
+        ) + p.seasonal_south_k * self.sin_lat.clamp(max=0)
         self.kappa = atmosphere.physics.kappa
         self.p0 = nd(1e5 * U.Pa)
         self.reference_temperature = atmosphere.reference_temperature[:, None, None]
@@ -147,16 +154,11 @@ class HeldSuarezForcing(time_integration.ExplicitODE):
         p, k = self.parameters, self.kelvin
         season = np.sin(solar_position(times)[0]) / math.sin(OBLIQUITY_RAD)  # +1 at the June solstice
         season_t = torch.as_tensor(season, dtype=torch.float32)[:, None, None, None]
-        hemispheres = p.seasonal_north_k * self.sin_lat.clamp(
-            min=0
-        ) + p.seasonal_south_k * self.sin_lat.clamp(max=0)
         ratio = pressure / self.p0
         potential = (
             p.surface_temperature_k * k
-            - p.equator_pole_k
-            * k
-            * ((1 - p.polar_amplification) * self.sin_lat**2 + p.polar_amplification * self.sin_lat**4)
-            + season_t * k * hemispheres
+            - p.equator_pole_k * k * self.meridional
+            + season_t * k * self.hemispheres
             - p.static_stability_k * k * torch.log(ratio) * self.cos2_lat
         )
         return torch.clamp(potential * ratio**self.kappa, min=p.stratosphere_k * k)
