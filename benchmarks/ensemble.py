@@ -22,7 +22,7 @@ its time per state.
     PYTHONPATH=. python benchmarks/ensemble.py --config configs/generative_edm.yaml \
         --checkpoint runs/generative_edm/train/checkpoints/best.pt \
         --deterministic runs/quickstart/train/checkpoints/best.pt \
-        [--crps runs/ensemble_crps/train/checkpoints/best.pt] [--members 8 --inits 12]
+        [--crps runs/ensemble_crps/train/checkpoints/best.pt ...] [--members 8 --inits 12]
     PYTHONPATH=. python benchmarks/ensemble.py --quick        # untrained tiny models (CI smoke)
 
 Prints tables and writes benchmarks/results/ensemble.json.
@@ -228,7 +228,9 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "generative_edm.yaml"))
     parser.add_argument("--checkpoint", help="generative forecaster checkpoint")
     parser.add_argument("--deterministic", help="deterministic forecaster checkpoint (the reference)")
-    parser.add_argument("--crps", help="CRPS-trained forecaster checkpoint (model.method crps), optional")
+    parser.add_argument("--crps", nargs="*", default=[],
+                        help="CRPS-trained forecaster checkpoints (model.method crps), optional; several "
+                        "(e.g. training variants) are each scored against the same two systems")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--inits", type=int, default=12, help="initializations of the held-out split")
     parser.add_argument("--sweep", default="4,8,20,10:2.5,20:2.5",
@@ -246,9 +248,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    stochastic: Forecaster | None = None
+    stochastic: dict[str, Forecaster] = {}
     if args.quick:
-        truth, deterministic, generative, stochastic, inits = _quick_world()
+        truth, deterministic, generative, quick_crps, inits = _quick_world()
+        stochastic["untrained"] = quick_crps
         sweep = [_sampler(entry) for entry in ("2", "4", "4:2.5", "4:2.5:1.4")]
         steps, members, sweep_inits = 4, 3, inits[:1]
         args.sweep_members, args.sweep_leads = 3, 4
@@ -309,11 +312,12 @@ def main() -> None:
     )
     print(_table(scores, lead_hours))
     _write(result, path)
-    if stochastic is None and args.crps:
-        stochastic = Forecaster.load(args.crps)
-    if stochastic is not None:
-        result["crps"] = _crps_system(stochastic, initial, inits, steps, members, reference, truth, scores,
-                                      result["members_per_second"])
+    stochastic |= {checkpoint: Forecaster.load(checkpoint) for checkpoint in args.crps}
+    for name, forecaster in stochastic.items():
+        print(f"\n{name}:")
+        result.setdefault("crps", {})[name] = _crps_system(
+            forecaster, initial, inits, steps, members, reference, truth, scores, result["members_per_second"]
+        )
         _write(result, path)
     if not sweep:
         print(f"wrote {path}")

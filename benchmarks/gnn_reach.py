@@ -4,7 +4,9 @@ A limited-area model can only use boundary data (or any upstream information) th
 the grid node's own latent is a direct path, the neighbours' values reach it only through
 grid → mesh → processor → mesh → grid. This measures, on an 8 × 12 box at 5.625°, the Jacobian
 |∂ output[n] / ∂ input[m]| of an untrained network for m a node on the west edge, relative to
-m = n (its own path), and prints log10 of the ratio for the nearest neighbours.
+m = n (its own path), and prints log10 of the ratio for the nearest neighbours, for GraphCast's
+own-node grid embedding and for a ``GridStencil`` of radius 1 (``model.grid_stencil: 1``), whose
+first layer reads the 3 × 3 neighbourhood.
 
     PYTHONPATH=. python benchmarks/gnn_reach.py [--latent 32] [--layers 2]
 
@@ -21,17 +23,19 @@ import torch
 from vecfield.files import write_text_atomic
 from vecfield.graphs import GraphSpec, LatLonGrid, load_or_build_graph
 from vecfield.nn.gnn import GridMeshGNN
+from vecfield.nn.stencil import GridStencil
 
 RESULTS = Path(__file__).resolve().parent / "results"
 H, W, RESOLUTION = 8, 12, 5.625
 
 
-def reach(mesh_level: int, latent: int, layers: int, seed: int = 0) -> np.ndarray:
+def reach(mesh_level: int, latent: int, layers: int, stencil: int = 0, seed: int = 0) -> np.ndarray:
     """(H, W) |∂ output[n] / ∂ input[west-edge node]| divided by the node's own |∂ output / ∂ input|."""
     grid = LatLonGrid(-19.6875, -19.6875 + (H - 1) * RESOLUTION, 0.0, (W - 1) * RESOLUTION, RESOLUTION)
     graph = load_or_build_graph(GraphSpec(grid, mesh_min_level=0, mesh_max_level=mesh_level), None)
     torch.manual_seed(seed)
-    net = GridMeshGNN(graph, 1, 1, latent=latent, processor_layers=layers, time_features=0)
+    net = GridMeshGNN(graph, 1, 1, latent=latent, processor_layers=layers, time_features=0,
+                      stencil=GridStencil((H, W), stencil, periodic=False) if stencil else None)
     x = torch.randn(1, H * W, 1, requires_grad=True)
     source = (H // 2) * W
     out = net(x)
@@ -49,13 +53,14 @@ def main() -> dict:
     args = parser.parse_args()
     record: dict = {"box": f"{H} x {W} cells of {RESOLUTION} deg", "latent": args.latent,
                     "processor_layers": args.layers, "log10_relative_reach": {}}
-    for level in (3, 4, 5):
-        ratio = reach(level, args.latent, args.layers)
-        row = ratio[H // 2]
-        neighbours = {f"{k} cells east": float(np.log10(row[k] + 1e-30)) for k in (1, 2, 4)}
-        record["log10_relative_reach"][f"mesh level {level}"] = neighbours
-        print(f"mesh level {level}: log10 |∂out/∂in| relative to the own path: "
-              + ", ".join(f"{name} {value:.1f}" for name, value in neighbours.items()))
+    for stencil in (0, 1):
+        for level in (3, 4, 5):
+            ratio = reach(level, args.latent, args.layers, stencil)
+            row = ratio[H // 2]
+            neighbours = {f"{k} cells east": float(np.log10(row[k] + 1e-30)) for k in (1, 2, 4)}
+            record["log10_relative_reach"][f"grid stencil {stencil}, mesh level {level}"] = neighbours
+            print(f"grid stencil {stencil}, mesh level {level}: log10 |∂out/∂in| relative to the own path: "
+                  + ", ".join(f"{name} {value:.1f}" for name, value in neighbours.items()))
     RESULTS.mkdir(exist_ok=True)
     print("wrote", write_text_atomic(RESULTS / "gnn_reach.json", json.dumps(record, indent=1)))
     return record

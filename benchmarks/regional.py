@@ -23,6 +23,7 @@ per run the model's and the best baseline's RMSE and the baseline chosen at ever
 """
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -79,9 +80,9 @@ SETTINGS = {
 }
 
 
-def run_config(work: Path, box: str, mode: str, source: Path, quick: bool, rim: int) -> dict:
+def run_config(work: Path, box: str, mode: str, source: Path, quick: bool, rim: int, stencil: int) -> dict:
     """The plain forecast config of one (box, boundary mode) run."""
-    setting, run = SETTINGS[quick], work / f"{box}_{mode}"
+    setting, run = SETTINGS[quick], work / f"{box}_{mode}_stencil{stencil}"
     updates = setting["updates"]
     return {
         "dataset": {
@@ -96,7 +97,7 @@ def run_config(work: Path, box: str, mode: str, source: Path, quick: bool, rim: 
             "time_block": 744,
         },
         "model": {"mesh_min_level": 0, "mesh_max_level": 4, "latent": 32, "processor_layers": 3,
-                  "time_features": 8, "boundary_rim": rim if mode == "truth" else 0},
+                  "time_features": 8, "boundary_rim": rim if mode == "truth" else 0, "grid_stencil": stencil},
         "train": {
             "run_dir": str(run / "train"), "max_steps": updates, "batch_size": 8, "lr": 2e-3,
             "warmup_steps": updates // 20, "weight_decay": 0.1, "grad_clip_norm": 1.0, "ema_decay": 0.99,
@@ -155,43 +156,46 @@ def main() -> dict:
     parser.add_argument("--boxes", nargs="*", default=list(DEFAULT_BOXES), choices=list(BOXES),
                         help="boxes to run (north_atlantic_large: the box-size comparison)")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--stencils", nargs="*", type=int, default=[0, 1],
+                        help="model.grid_stencil radii to compare (0: GraphCast's own-node embedding)")
     parser.add_argument("--output", default=None, help="JSON name under benchmarks/results/")
     args = parser.parse_args()
     started = time.perf_counter()
     source = hourly_default_store(SETTINGS[args.quick]["years"])
     runs: list[dict[str, Any]] = []
-    for box in args.boxes:
-        for mode in args.modes:
-            config = load(run_config(args.work, box, mode, source, args.quick, args.rim),
-                          args.work / f"{box}_{mode}.yaml")
-            build_dataset(config.dataset, progress=False, reuse=True)
-            clock = time.perf_counter()
-            checkpoint = train_forecaster(config)
-            train_s = time.perf_counter() - clock
-            forecast = forecast_split(Forecaster.load(checkpoint), config)
-            scores = json.loads(evaluate_forecast(forecast, config)["scores"].read_text())
-            hours = np.asarray(scores["lead_hours"])
-            for channel, model in scores["scores"]["vecfield"].items():
-                best = scores["scores"]["best_baseline"][channel]
-                ratio = np.asarray(model) / np.asarray(best)
-                run = {"box": box, "mode": mode, "channel": channel, "lead_hours": hours.tolist(),
-                       "model_rmse": model, "best_baseline_rmse": best,
-                       "best_baseline": scores["best_baseline_choice"][channel],
-                       "ratio": ratio.tolist(), **targets(mode, ratio, hours),
-                       "initializations": scores["evaluation"]["initializations"],
-                       "train_s": round(train_s, 1)}
-                if box == "north_atlantic_large":
-                    sub = ratios_on(BOXES["north_atlantic_storm_track"], forecast, config)[channel]
-                    run["ratio_on_the_small_box"] = sub
-                    print(f"{'  on north_atlantic_storm_track':35s} {channel:24s} model/best: "
-                          + ", ".join(f"{h:g} h {r:.2f}" for h, r in zip(hours, sub, strict=True)
-                                      if h in LEADS_SHOWN))
-                runs.append(run)
-                print(f"{box:28s} {mode:5s} {channel:24s} {'MET' if run['met'] else 'missed':6s} "
-                      f"model/best: {ratios_line(model, best, hours.tolist())}")
+    for box, mode, stencil in itertools.product(args.boxes, args.modes, args.stencils):
+        config = load(run_config(args.work, box, mode, source, args.quick, args.rim, stencil),
+                      args.work / f"{box}_{mode}_stencil{stencil}.yaml")
+        build_dataset(config.dataset, progress=False, reuse=True)
+        clock = time.perf_counter()
+        checkpoint = train_forecaster(config)
+        train_s = time.perf_counter() - clock
+        forecast = forecast_split(Forecaster.load(checkpoint), config)
+        scores = json.loads(evaluate_forecast(forecast, config)["scores"].read_text())
+        hours = np.asarray(scores["lead_hours"])
+        for channel, model in scores["scores"]["vecfield"].items():
+            best = scores["scores"]["best_baseline"][channel]
+            ratio = np.asarray(model) / np.asarray(best)
+            run = {"box": box, "mode": mode, "grid_stencil": stencil, "channel": channel,
+                   "lead_hours": hours.tolist(), "model_rmse": model, "best_baseline_rmse": best,
+                   "best_baseline": scores["best_baseline_choice"][channel],
+                   "ratio": ratio.tolist(), **targets(mode, ratio, hours),
+                   "initializations": scores["evaluation"]["initializations"],
+                   "train_s": round(train_s, 1)}
+            if box == "north_atlantic_large":
+                sub = ratios_on(BOXES["north_atlantic_storm_track"], forecast, config)[channel]
+                run["ratio_on_the_small_box"] = sub
+                print(f"{'  on north_atlantic_storm_track':35s} {channel:24s} model/best: "
+                      + ", ".join(f"{h:g} h {r:.2f}" for h, r in zip(hours, sub, strict=True)
+                                  if h in LEADS_SHOWN))
+            runs.append(run)
+            verdict = "MET" if run["met"] else "missed"
+            print(f"{box:28s} {mode:5s} stencil {stencil} {channel:24s} {verdict:6s} "
+                  f"model/best: {ratios_line(model, best, hours.tolist())}")
     record = {
         "source": "embedded default dataset, hourly (DefaultDatasetConfig(output_hours=1)), 850 hPa",
         "boxes": {box: BOXES[box] for box in args.boxes}, "rim_cells": args.rim, "quick": args.quick,
+        "grid_stencils": args.stencils,
         "runs": runs, "wall_s": round(time.perf_counter() - started, 1),
     }
     RESULTS.mkdir(exist_ok=True)

@@ -9,9 +9,11 @@ shift is exact at every lead; with a free boundary the inflow is unknown and aft
 The tiny regional model is the package's one-step forecaster (normalized residual, the loss and
 rollouts of ``OneStepForecaster``, the rim and its zero loss weight from ``ForecasterSpec.build``,
 ``Forecaster.rollout`` with ``boundary=``) around a 3 × 3 convolution as the network: a stencil can
-represent the shift exactly and learns it in a fraction of a second, so the test measures the
-boundary forcing and not the optimiser. (The GraphCast-style GNN does not learn this transport in a
-test's budget: see docs/forecast.md, "Regional use".)
+represent the shift exactly and learns it in a fraction of a second, so the first test measures the
+boundary forcing and not the optimiser. The second trains the package's own GraphCast-style GNN with
+``model.grid_stencil: 1`` (each grid node embeds its 3 × 3 neighbourhood): it learns the transport
+too, where the plain GNN learnt local time extrapolation and ignored the rim (docs/forecast.md,
+"Regional use").
 """
 
 from dataclasses import replace
@@ -64,14 +66,17 @@ def advected_box(n_times: int, seed: int = 0) -> xr.Dataset:
     return add_forcings(ds)
 
 
-def trained(spec: ForecasterSpec, windows: WindowedDataset, steps: int = 600) -> OneStepForecaster:
-    """The stencil forecaster with ``spec``'s loss weights and rim, trained on 2-step rollouts."""
-    torch.manual_seed(0)
+def convolution(spec: ForecasterSpec) -> OneStepForecaster:
+    """``spec``'s one-step forecaster (loss weights, rim) around a 3 × 3 convolution."""
     built = spec.build()
     cond = 2 * len(spec.state_layout) + 3 * len(spec.forcing_layout) + len(spec.static_channels)
-    module = OneStepForecaster(VectorFieldModel(Stencil(cond, len(spec.state_layout)), "deterministic"),
-                               spec.normalization, built.loss_weight, built.rim)
-    optimizer = torch.optim.Adam(module.parameters(), lr=0.03)
+    return OneStepForecaster(VectorFieldModel(Stencil(cond, len(spec.state_layout)), "deterministic"),
+                             spec.normalization, built.loss_weight, built.rim)
+
+
+def trained(module: OneStepForecaster, windows: WindowedDataset, steps: int, lr: float) -> OneStepForecaster:
+    """``module`` trained on 2-step rollouts (Adam, cosine decay, batches of 16)."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     loader = torch.utils.data.DataLoader(windows, batch_size=16, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))
@@ -98,25 +103,46 @@ def interior_rmse(forecast: xr.Dataset, truth: xr.Dataset) -> np.ndarray:
     return np.sqrt((error ** 2).mean(axis=(0, 2, 3)))
 
 
-@pytest.mark.usefixtures("one_thread")
-def test_boundary_forcing_keeps_the_far_leads_that_a_free_boundary_loses() -> None:
+def free_and_forced_errors(model: ModelConfig, network: str, steps: int, lr: float
+                           ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Interior RMSE per lead (16 leads, 20 test initializations) of the free and the forced (1-cell rim
+    of truth) forecaster, the field's spread and the one-step persistence error."""
     data = advected_box(700)
     train, test = data.isel(time=slice(0, 600)), data.isel(time=slice(600, None))
     windows = WindowedDataset(train, n_inputs=2, n_leads=2, in_memory=True)
-    free_spec = ForecasterSpec.from_dataset(windows, compute_statistics(train), ModelConfig(mesh_max_level=3),
-                                            6)
-    forced_spec = replace(free_spec, model=replace(free_spec.model, boundary_rim=1))
+    free_spec = ForecasterSpec.from_dataset(windows, compute_statistics(train), model, 6)
+    forced_spec = replace(free_spec, model=replace(model, boundary_rim=1))
     inits, leads = test["time"].values[1:60:3], 16
-    free = Forecaster(trained(free_spec, windows), free_spec).rollout(test, leads, init_times=inits)
-    forced = Forecaster(trained(forced_spec, windows), forced_spec).rollout(test, leads, init_times=inits,
-                                                                              boundary=test)
-    spread = float(test["2m_temperature"].std())
-    free_error, forced_error = interior_rmse(free, test), interior_rmse(forced, test)
-    # both learned the shift: one step ahead each is far better than persistence
+    errors = []
+    for spec in (free_spec, forced_spec):
+        torch.manual_seed(0)
+        module = trained(convolution(spec) if network == "convolution" else spec.build(), windows, steps, lr)
+        boundary = test if spec.model.boundary_rim else None
+        errors.append(interior_rmse(Forecaster(module, spec).rollout(test, leads, init_times=inits,
+                                                                     boundary=boundary), test))
     persistence = float(np.sqrt((test["2m_temperature"].diff("time") ** 2).mean()))
+    return errors[0], errors[1], float(test["2m_temperature"].std()), persistence
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_boundary_forcing_keeps_the_far_leads_that_a_free_boundary_loses() -> None:
+    free_error, forced_error, spread, persistence = free_and_forced_errors(
+        ModelConfig(mesh_max_level=3), "convolution", steps=600, lr=0.03)
+    # both learned the shift: one step ahead each is far better than persistence
     assert free_error[0] < 0.25 * persistence and forced_error[0] < 0.25 * persistence
     # after a box-crossing the free boundary has lost the box's air; the forced one has not
     far = slice(W, None)
     assert (free_error[far] > 0.6 * spread).all(), free_error
     assert (forced_error[far] < 0.25 * spread).all(), forced_error
     assert forced_error[far].max() < 0.3 * free_error[far].min()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_gnn_with_grid_stencil_learns_the_transport_and_uses_the_rim() -> None:
+    model = ModelConfig(mesh_max_level=2, latent=32, processor_layers=1, time_features=8, grid_stencil=1)
+    free_error, forced_error, spread, persistence = free_and_forced_errors(model, "gnn", steps=400, lr=5e-3)
+    assert free_error[0] < 0.3 * persistence and forced_error[0] < 0.3 * persistence
+    far = slice(W, None)
+    assert (free_error[far] > 0.6 * spread).all(), free_error
+    assert (forced_error[far] < 0.5 * spread).all(), forced_error
+    assert forced_error[far].max() < 0.4 * free_error[far].min()

@@ -31,6 +31,7 @@ from vecfield.forecast.stochastic import StochasticOneStepForecaster
 from vecfield.forecast.weights import loss_weights
 from vecfield.graphs import GraphSpec, LatLonGrid, load_or_build_graph
 from vecfield.nn.gnn import GridMeshGNN
+from vecfield.nn.stencil import GridStencil
 
 
 def grid_of(latitude: np.ndarray, longitude: np.ndarray) -> LatLonGrid:
@@ -119,6 +120,8 @@ class ForecasterSpec:
         check_rim(m.boundary_rim, self.latitude.size, self.longitude.size, self.graph_spec.grid.is_global)
         graph = load_or_build_graph(self.graph_spec, graph_cache)
         c, f, s = len(self.state_layout), len(self.forcing_layout), len(self.static_channels)
+        grid = self.graph_spec.grid
+        stencil = GridStencil(grid.shape, m.grid_stencil, grid.is_global) if m.grid_stencil else None
         net = GridMeshGNN(
             graph,
             c,
@@ -129,6 +132,7 @@ class ForecasterSpec:
             time_features=m.time_features,
             checkpoint_layers=m.checkpoint_layers,
             noise_features=m.noise_features if m.method == CRPS_METHOD else 0,
+            stencil=stencil,
         )
         weight = loss_weights(
             self.latitude, self.longitude.size, self.state_layout.channels, m.variable_weights

@@ -47,6 +47,9 @@ class ModelConfig:
     after every step (``vecfield.forecast.boundary``): the truth in training, the truth or a coarser
     forecast at inference (``rollout.boundary``); the loss and the scores are on the interior.
     0 (default): no boundary data, a free boundary (what a user with one file has).
+    grid_stencil: radius r in grid cells of the neighbourhood whose inputs each grid node embeds
+    (``vecfield.nn.stencil.GridStencil``: its (2r + 1)² nodes, so the first layer sees local
+    gradients); 0 (default): the node's own inputs only, as GraphCast. docs/forecast.md measures it.
     ``crps`` (AIFS-CRPS, FGN): the deterministic network with a noise vector z ~ N(0, I) of
     ``noise_features`` dims per member entering its adaptive LayerNorms, trained by the almost-fair
     CRPS with α = ``crps_alpha`` (1: fair; AIFS-CRPS 0.95) over ``crps_members`` members per
@@ -67,6 +70,7 @@ class ModelConfig:
     sampling_churn: float = 0.0
     sampling_churn_noise: float = 1.05
     boundary_rim: int = 0
+    grid_stencil: int = 0
     noise_features: int = 32
     crps_members: int = 2
     crps_alpha: float = 0.95
@@ -75,6 +79,9 @@ class ModelConfig:
         if self.boundary_rim < 0:
             raise ValueError(f"model.boundary_rim must be ≥ 0 grid cells (0: no boundary forcing), "
                              f"got {self.boundary_rim}")
+        if self.grid_stencil < 0:
+            raise ValueError(f"model.grid_stencil must be ≥ 0 grid cells (0: each node's own inputs; 1: its "
+                             f"3 × 3 neighbourhood), got {self.grid_stencil}")
         if self.method not in MODEL_METHODS:
             raise ValueError(f"model.method {self.method!r} is unknown; choose one of {list(MODEL_METHODS)}")
         if self.sampling_steps < 1:

@@ -3,7 +3,9 @@
     net(x_t: (B, N_grid, C_in), t: (B,) | None, cond: (B, N_grid, C_cond) | None) -> (B, N_grid, C_out)
 
 1. Embed: grid nodes concat(x_t, cond, static grid features) and the static mesh-node and edge
-   features, each by its own MLP (Linear → SiLU → Linear → LayerNorm).
+   features, each by its own MLP (Linear → SiLU → Linear → LayerNorm). With a ``stencil``
+   (``vecfield.nn.stencil.GridStencil``) a grid node embeds x_t and cond of its whole lat-lon
+   neighbourhood, not only its own.
 2. Encoder: one interaction-network step on the grid → mesh edges, updating the g2m edges, the
    mesh nodes (sum over incoming edges) and, by their own MLP, the grid nodes.
 3. Processor: ``processor_layers`` unshared interaction-network steps on the multimesh, with
@@ -29,6 +31,7 @@ from torch_geometric.data import HeteroData
 
 from vecfield.nn.embeddings import SinusoidalEmbedding
 from vecfield.nn.message_passing import EdgeIndex, InteractionNetwork, SplitMLP
+from vecfield.nn.stencil import GridStencil
 
 _EDGE_SETS = {"g2m": ("grid", "to", "mesh"), "m2m": ("mesh", "to", "mesh"), "m2g": ("mesh", "to", "grid")}
 
@@ -52,6 +55,8 @@ class GridMeshGNN(nn.Module):
     checkpoint_layers: recompute each processor layer in the backward pass (less memory)
     noise_features:   width of the noise vector z entering the adaptive LayerNorms (0: none; then
                       ``noise`` must be None); needs time_features > 0 (the condition's width)
+    stencil:          a ``GridStencil`` of the graph's grid: each grid node embeds x_t and cond of its
+                      (2r + 1)² neighbourhood (None: its own only, as GraphCast)
     """
 
     grid_features: Tensor  # (N_grid, F_grid) buffer
@@ -68,6 +73,7 @@ class GridMeshGNN(nn.Module):
         time_features: int = 64,
         checkpoint_layers: bool = False,
         noise_features: int = 0,
+        stencil: GridStencil | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(graph, HeteroData):
@@ -88,6 +94,10 @@ class GridMeshGNN(nn.Module):
         self.in_channels, self.out_channels, self.cond_channels = in_channels, out_channels, cond_channels
         self.checkpoint_layers = checkpoint_layers
         self.num_grid, self.num_mesh = graph["grid"].num_nodes, graph["mesh"].num_nodes
+        if stencil is not None and stencil.shape[0] * stencil.shape[1] != self.num_grid:
+            raise ValueError(f"the stencil's grid {stencil.shape} does not have the graph's {self.num_grid} "
+                             "grid nodes")
+        self.stencil = stencil
 
         self.register_buffer("grid_features", graph["grid"].x.float(), persistent=False)
         self.register_buffer("mesh_features", graph["mesh"].x.float(), persistent=False)
@@ -112,7 +122,8 @@ class GridMeshGNN(nn.Module):
         self.noise_embedding = nn.Sequential(
             nn.Linear(noise_features, time_features), nn.SiLU(), nn.Linear(time_features, time_features),
         ) if noise_features else None
-        grid_width = in_channels + cond_channels + self.grid_features.shape[1]
+        neighbourhood = stencil.size if stencil is not None else 1
+        grid_width = (in_channels + cond_channels) * neighbourhood + self.grid_features.shape[1]
         self.grid_embedding = SplitMLP([grid_width], latent, condition)
         self.mesh_embedding = SplitMLP([self.mesh_features.shape[1]], latent)
         self.edge_embeddings = nn.ModuleDict({
@@ -171,7 +182,10 @@ class GridMeshGNN(nn.Module):
             assert c is not None and noise is not None
             c = c + self.noise_embedding(noise.to(c.dtype))  # (B, time_features)
         static = self.grid_features.to(x_t.dtype).expand(batch, -1, -1)
-        grid_inputs = torch.cat([x_t, static] if cond is None else [x_t, cond.to(x_t.dtype), static], dim=-1)
+        sample = x_t if cond is None else torch.cat([x_t, cond.to(x_t.dtype)], dim=-1)
+        if self.stencil is not None:
+            sample = self.stencil(sample)  # (B, N_grid, (in + cond)·(2r+1)²)
+        grid_inputs = torch.cat([sample, static], dim=-1)
         grid = self.grid_embedding(grid_inputs, condition=c)  # (B, N_grid, L)
         mesh = self.mesh_embedding(self.mesh_features[None])  # (1, N_mesh, L): static, shared
         edges = {name: embed(getattr(self, f"{name}_features")[None])  # (1, E, L) each
