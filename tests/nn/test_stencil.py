@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from vecfield.graphs import GraphSpec, LatLonGrid, build_graph
-from vecfield.nn import GridMeshGNN
-from vecfield.nn.stencil import GridStencil
+from vecfield.nn import GridMeshGNN, GridStencil
 
 H, W, RESOLUTION = 6, 9, 5.625
 
@@ -88,3 +87,20 @@ def test_stencil_couples_neighbours_at_initialization(box_graph) -> None:
 def test_stencil_grid_must_match_graph(box_graph) -> None:
     with pytest.raises(ValueError, match="does not have the graph's 54 grid nodes"):
         _net(box_graph, GridStencil((H, W + 1), 1, False))
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_linear_equals_the_matrix_product_on_the_neighbourhood(periodic: bool) -> None:
+    """GridStencil.linear (a convolution) is W · stencil(x) + b, values and gradients."""
+    g = torch.Generator().manual_seed(3)
+    stencil = GridStencil((H, W), 1, periodic)
+    x = torch.randn(2, H * W, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 4 * stencil.size, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, generator=g, dtype=torch.float64)
+    fast = stencil.linear(x, weight, bias)
+    slow = torch.nn.functional.linear(stencil(x), weight, bias)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-12)
+    probe = torch.randn(fast.shape, generator=g, dtype=torch.float64)
+    grads = [torch.autograd.grad((y * probe).sum(), (x, weight)) for y in (fast, slow)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

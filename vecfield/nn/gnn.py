@@ -181,12 +181,16 @@ class GridMeshGNN(nn.Module):
             # __init__ requires time_features with noise_features, _check_inputs a (B, K) noise
             assert c is not None and noise is not None
             c = c + self.noise_embedding(noise.to(c.dtype))  # (B, time_features)
-        static = self.grid_features.to(x_t.dtype).expand(batch, -1, -1)
         sample = x_t if cond is None else torch.cat([x_t, cond.to(x_t.dtype)], dim=-1)
-        if self.stencil is not None:
-            sample = self.stencil(sample)  # (B, N_grid, (in + cond)·(2r+1)²)
-        grid_inputs = torch.cat([sample, static], dim=-1)
-        grid = self.grid_embedding(grid_inputs, condition=c)  # (B, N_grid, L)
+        if self.stencil is None:
+            static = self.grid_features.to(x_t.dtype).expand(batch, -1, -1)
+            grid = self.grid_embedding(torch.cat([sample, static], dim=-1), condition=c)  # (B, N_grid, L)
+        else:  # the first linear on concat(stencil(sample), static), its stencil part as a convolution
+            first = self.grid_embedding.part_linear(0)
+            width = sample.shape[-1] * self.stencil.size
+            pre = self.stencil.linear(sample, first.weight[:, :width], first.bias)
+            pre = pre + nn.functional.linear(self.grid_features.to(x_t.dtype), first.weight[:, width:])
+            grid = self.grid_embedding.finish(pre, c)  # (B, N_grid, L)
         mesh = self.mesh_embedding(self.mesh_features[None])  # (1, N_mesh, L): static, shared
         edges = {name: embed(getattr(self, f"{name}_features")[None])  # (1, E, L) each
                  for name, embed in self.edge_embeddings.items()}
