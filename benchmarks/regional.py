@@ -10,7 +10,8 @@ boundary mode (``none``: a free boundary, the one-file user; ``truth``: the trut
 ``--rim`` cells) trains a small regional forecaster through the package's Trainer, rolls out 1–72 h
 from the test period and scores it with the package's evaluation, whose ``best_baseline`` is the
 lowest RMSE of persistence, the climatologies and damped anomaly persistence (all fitted on the
-train split) at each lead.
+train split) at each lead. Every (box, mode) run is repeated for each ``--stencils`` radius (default 0 and 1:
+GraphCast's own-node grid embedding and ``model.grid_stencil: 1``), so the default runs 8 trainings.
 
     PYTHONPATH=. python benchmarks/regional.py [--quick] [--work /tmp/vecfield_regional]
     PYTHONPATH=. python benchmarks/regional.py --boxes north_atlantic_large --modes none \
