@@ -205,12 +205,36 @@ def test_checkpoint_of_another_schema_or_with_a_pickle_payload_is_refused(traine
     assert not (tmp_path / "pwned").exists()
 
 
+def _tiny_regional_run(folder) -> tuple:
+    """A tiny limited-area forecaster (a 6 × 9 box of the wave world) trained for a few steps, and
+    its truth store with train/test splits: (checkpoint path, store path)."""
+    import json
+
+    from vecfield.data.regrid import crop_area
+
+    box = crop_area(wave_dataset(), 62.0, 0.0, 5.0, 90.0)
+    spec, windows, _ = tiny_spec(box, n_leads=2)
+    torch.manual_seed(0)
+    module = spec.build(str(folder / "graphs"))
+    task = ForecastTask(spec.state_layout.channels, 6, spec.normalization.state_std)
+    config = TrainerConfig(run_dir=str(folder / "train"), max_steps=4, batch_size=4, lr=1e-3,
+                           progress_bar=False, ema_decay=0.9)
+    with Trainer(task, module, windows, config, metadata=spec.to_metadata()) as trainer:
+        trainer.fit()
+        checkpoint = trainer.store.latest()
+    splits = {"train": ["2020-01-01T00", "2020-01-08T18"], "val": None,
+              "test": ["2020-01-09T00", "2020-01-12T18"]}
+    box.drop_attrs().assign_attrs(splits=json.dumps(splits)).to_zarr(folder / "box.zarr", zarr_format=2)
+    return checkpoint, folder / "box.zarr"
+
+
 def test_quickstart_notebook_runs_on_a_tiny_checkpoint(trained, tmp_path, monkeypatch) -> None:
-    """notebooks/forecast_quickstart.ipynb executes top to bottom (nbclient, kernel python3)."""
+    """notebooks/forecast_quickstart.ipynb executes top to bottom (nbclient, kernel python3), its
+    regional case on a tiny box forecaster."""
     import os
     from pathlib import Path
 
-    from tests.notebooks import run_notebook
+    from tests.notebooks import output_text, run_notebook
 
     ds, _, path = trained
     ds.drop_attrs().to_zarr(tmp_path / "truth.zarr", zarr_format=2)
@@ -218,11 +242,19 @@ def test_quickstart_notebook_runs_on_a_tiny_checkpoint(trained, tmp_path, monkey
     monkeypatch.setenv("VECFIELD_CHECKPOINT", str(path))
     monkeypatch.setenv("VECFIELD_DATASET", str(tmp_path / "truth.zarr"))
     monkeypatch.setenv("VECFIELD_STEPS", "3")
+    regional_checkpoint, box = _tiny_regional_run(tmp_path)
+    monkeypatch.setenv("VECFIELD_REGIONAL_CHECKPOINT", str(regional_checkpoint))
+    monkeypatch.setenv("VECFIELD_REGIONAL_DATASET", str(box))
+    monkeypatch.setenv("VECFIELD_REGIONAL_STEPS", "4")
+    monkeypatch.setenv("VECFIELD_REGIONAL_INIT_EVERY_HOURS", "12")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     outputs = run_notebook("forecast_quickstart.ipynb", tmp_path, timeout=120)
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4  # 2 global, 2 regional figures
+    text = output_text(outputs)
+    assert f"regional run: {regional_checkpoint}" in text
+    assert "best baseline by lead:" in text and "damped_persistence" in text
 
 
 def test_interrupted_forecaster_training_resumes_bit_for_bit(tmp_path) -> None:
