@@ -137,3 +137,58 @@ def test_only_the_deterministic_learner_is_accepted(world) -> None:
         OneStepForecaster(
             VectorFieldModel(module.field.net, method="flow_matching"), spec.normalization, module.loss_weight
         )
+
+
+def test_input_noise_perturbs_the_training_inputs_by_eta_sigma_delta_and_never_inference(
+    world, tmp_path
+) -> None:
+    import dataclasses
+
+    _, spec, _, _, _, batch = world
+    noisy_spec = dataclasses.replace(spec, model=dataclasses.replace(spec.model, input_noise=0.3))
+    torch.manual_seed(0)
+    module = noisy_spec.build(str(tmp_path)).double()
+    assert module.input_noise == 0.3
+    sigma = spec.normalization.diff_std.double()
+    # the perturbation: zero mean, per-channel std η σ^Δ (2 × 2000 × N samples per channel)
+    torch.manual_seed(1)
+    zeros = torch.zeros(2000, 2, *batch.inputs.shape[2:], dtype=torch.float64)
+    offsets = module.perturbed(zeros).flatten(0, 2)  # (samples, C)
+    torch.testing.assert_close(offsets.std(0) / sigma, torch.full_like(sigma, 0.3), rtol=0.01, atol=0)
+    assert bool((offsets.mean(0).abs() / sigma < 0.003).all())
+    # the loss is the noiseless loss of a rollout from the perturbed inputs, scored against the truth
+    inputs, forcings, static = batch.inputs.double(), batch.forcings.double(), batch.static.double()
+    targets = batch.targets.double()
+    torch.manual_seed(2)
+    noisy_loss = module(inputs, forcings, static, targets)
+    torch.manual_seed(2)
+    start = inputs + 0.3 * sigma * torch.randn_like(inputs)
+    module.input_noise = 0.0
+    torch.testing.assert_close(noisy_loss, module(start, forcings, static, targets), rtol=1e-12, atol=0)
+    assert not torch.allclose(noisy_loss, module(inputs, forcings, static, targets))
+    # inference ignores it: the same weights predict the same state with and without η
+    args = (inputs[:, 0], inputs[:, 1], forcings[:, :3], static)
+    plain = module.step(*args).state
+    module.input_noise = 0.3
+    torch.testing.assert_close(module.step(*args).state, plain, rtol=0, atol=0)
+
+
+def test_negative_input_noise_is_refused() -> None:
+    from vecfield.forecast.config import ModelConfig
+
+    with pytest.raises(ValueError, match=r"model.input_noise must be ≥ 0"):
+        ModelConfig(input_noise=-0.1)
+
+
+def test_a_checkpoint_from_before_a_model_key_existed_resumes_with_its_default(world) -> None:
+    from pathlib import Path
+
+    from vecfield.config.typed import to_dict
+    from vecfield.forecast.training import check_resumable
+    from vecfield.train.checkpoint import CheckpointError
+
+    _, spec, _, _, _, _ = world
+    older = {k: v for k, v in to_dict(spec.model).items() if k != "input_noise"}
+    check_resumable({**spec.to_metadata(), "model": older}, spec, Path("old.pt"))  # no error
+    with pytest.raises(CheckpointError, match=r"trained with model.input_noise 0.2 \(this config: 0.0\)"):
+        check_resumable({**spec.to_metadata(), "model": {**older, "input_noise": 0.2}}, spec, Path("x.pt"))

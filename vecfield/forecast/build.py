@@ -143,15 +143,15 @@ class ForecasterSpec:
             weight[rim] = 0.0  # the rim is overwritten by boundary data: the loss is on the interior
         if m.method == "deterministic":
             field = VectorFieldModel(net, method="deterministic")
-            return OneStepForecaster(field, self.normalization, weight, rim)
+            return OneStepForecaster(field, self.normalization, weight, rim, m.input_noise)
         if m.method == CRPS_METHOD:
             field = VectorFieldModel(net, method="deterministic")
             return StochasticOneStepForecaster(field, self.normalization, weight, m.crps_members,
-                                               m.crps_alpha, rim)
+                                               m.crps_alpha, rim, m.input_noise)
         noise = SphereNoise.on_grid(self.latitude, self.longitude.size)
         field = generative_field(net, m.method, noise, (self.latitude.size * self.longitude.size, c),
                                  m.sampling_steps, m.sampling_churn, m.sampling_churn_noise)
-        return GenerativeOneStepForecaster(field, self.normalization, weight, noise, rim)
+        return GenerativeOneStepForecaster(field, self.normalization, weight, noise, rim, m.input_noise)
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain checkpoint metadata (tensors, strings, numbers), with the schema version."""

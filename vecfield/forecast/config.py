@@ -50,6 +50,9 @@ class ModelConfig:
     grid_stencil: radius r in grid cells of the neighbourhood whose inputs each grid node embeds
     (``vecfield.nn.stencil.GridStencil``: its (2r + 1)² nodes, so the first layer sees local
     gradients); 0 (default): the node's own inputs only, as GraphCast. docs/forecast.md measures it.
+    input_noise: η, training noise on the input states in units of each channel's σ^Δ (the training
+    rollout starts from S + η σ^Δ ε and is scored against the truth, so the network learns to pull an
+    erring state back; Sanchez-Gonzalez et al. 2020); 0 (default): none. Inference never adds it.
     ``crps`` (AIFS-CRPS, FGN): the deterministic network with a noise vector z ~ N(0, I) of
     ``noise_features`` dims per member entering its adaptive LayerNorms, trained by the almost-fair
     CRPS with α = ``crps_alpha`` (1: fair; AIFS-CRPS 0.95) over ``crps_members`` members per
@@ -71,6 +74,7 @@ class ModelConfig:
     sampling_churn_noise: float = 1.05
     boundary_rim: int = 0
     grid_stencil: int = 0
+    input_noise: float = 0.0
     noise_features: int = 32
     crps_members: int = 2
     crps_alpha: float = 0.95
@@ -82,6 +86,9 @@ class ModelConfig:
         if self.grid_stencil < 0:
             raise ValueError(f"model.grid_stencil must be ≥ 0 grid cells (0: each node's own inputs; 1: its "
                              f"3 × 3 neighbourhood), got {self.grid_stencil}")
+        if not self.input_noise >= 0:
+            raise ValueError(f"model.input_noise must be ≥ 0 (a multiple of each channel's σ^Δ; 0: none), "
+                             f"got {self.input_noise}")
         if self.method not in MODEL_METHODS:
             raise ValueError(f"model.method {self.method!r} is unknown; choose one of {list(MODEL_METHODS)}")
         if self.sampling_steps < 1:

@@ -133,8 +133,8 @@ class GenerativeOneStepForecaster(OneStepForecaster):
     """
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
-                 noise: SphereNoise, rim: Tensor | None = None) -> None:
-        super().__init__(field, normalization, loss_weight, rim)
+                 noise: SphereNoise, rim: Tensor | None = None, input_noise: float = 0.0) -> None:
+        super().__init__(field, normalization, loss_weight, rim, input_noise)
         self.noise = noise
 
     def _check_field(self, field: VectorFieldModel) -> None:

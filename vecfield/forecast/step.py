@@ -37,15 +37,21 @@ class OneStepForecaster(nn.Module):
     rim:           (N,) bool, the rim of a limited-area box forced by boundary data after every step
                    (``vecfield.forecast.boundary``; in training the targets are the boundary data),
                    or None for a free boundary
+    input_noise:   η ≥ 0: training rollouts start from S + η σ^Δ ε, ε ~ N(0, I), for both input states
+                   (the targets stay the truth, so the network learns to correct an error of the size
+                   of its own); 0: the truth, as GraphCast. Inference never adds it.
     """
 
     loss_weight: Tensor  # (N, C) buffer
     rim: Tensor | None  # (N,) bool buffer or None
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
-                 rim: Tensor | None = None) -> None:
+                 rim: Tensor | None = None, input_noise: float = 0.0) -> None:
         super().__init__()
+        if not input_noise >= 0:
+            raise ValueError(f"input_noise must be ≥ 0 (in units of σ^Δ), got {input_noise}")
         self._check_field(field)
+        self.input_noise = input_noise
         self.field = field
         self.normalization = normalization
         self.register_buffer("loss_weight", loss_weight.float(), persistent=False)
@@ -62,6 +68,12 @@ class OneStepForecaster(nn.Module):
                 "the one-step forecaster needs VectorFieldModel(net, method='deterministic') "
                 f"(velocity target); got method={field.method!r}, target={field.options.target!r}"
             )
+
+    def perturbed(self, inputs: Tensor) -> Tensor:
+        """The training rollout's initial states (B, 2, N, C): ``inputs`` + η σ^Δ ε (``input_noise``)."""
+        if self.input_noise == 0:
+            return inputs
+        return inputs + self.input_noise * self.normalization.diff_std.to(inputs) * torch.randn_like(inputs)
 
     def condition(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor) -> Tensor:
         """Eq. (2). previous, current: (B, N, C); forcings: (B, 3, N, F); static: (B or 1, N, S)."""
@@ -99,14 +111,15 @@ class OneStepForecaster(nn.Module):
 
     def forward(self, inputs: Tensor, forcings: Tensor, static: Tensor, targets: Tensor) -> Tensor:
         """Training loss of a k-step rollout with gradients through it: mean over steps of loss (1);
-        with a ``rim`` the targets force it after every step.
+        with a ``rim`` the targets force it after every step; it starts from ``perturbed(inputs)``.
 
         inputs: (B, 2, N, C) states at t − Δt, t; forcings: (B, 2 + k, N, F); static: (B, N, S);
         targets: (B, k, N, C) the states at t + Δt … t + kΔt.
         """
         losses = []
         boundary = self.boundary(targets)
-        for result in autoregressive(self, inputs, forcings, static, targets.shape[1], targets, boundary):
+        start = self.perturbed(inputs)
+        for result in autoregressive(self, start, forcings, static, targets.shape[1], targets, boundary):
             assert result.loss is not None, "a step given its target returns its loss"
             losses.append(result.loss)
         return torch.stack(losses).mean()

@@ -48,8 +48,8 @@ class StochasticOneStepForecaster(OneStepForecaster):
     fresh_on_init_from = ("field.net.noise_embedding.",)
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
-                 members: int, alpha: float, rim: Tensor | None = None) -> None:
-        super().__init__(field, normalization, loss_weight, rim)
+                 members: int, alpha: float, rim: Tensor | None = None, input_noise: float = 0.0) -> None:
+        super().__init__(field, normalization, loss_weight, rim, input_noise)
         features = getattr(field.net, "noise_features", 0)
         if not isinstance(features, int) or features < 1:
             raise ValueError("the CRPS forecaster needs a network with a noise input: "
@@ -91,7 +91,7 @@ class StochasticOneStepForecaster(OneStepForecaster):
         Rows are initialization-major (row = b·M + m), as in ensemble rollouts.
         """
         batch, m = inputs.shape[0], self.members
-        rows = inputs.repeat_interleave(m, dim=0)
+        rows = self.perturbed(inputs.repeat_interleave(m, dim=0))  # each member from its own perturbation
         row_forcings = forcings.repeat_interleave(m, dim=0)
         row_static = static if static.shape[0] == 1 else static.repeat_interleave(m, dim=0)
         scale = 1 / self.normalization.diff_std.to(targets)  # (C,): states in units of σ^Δ

@@ -21,7 +21,7 @@ from vecfield.data.build import open_built_dataset
 from vecfield.data.statistics import load_statistics
 from vecfield.data.streaming import WindowedDataset
 from vecfield.forecast.build import ForecasterSpec
-from vecfield.forecast.config import ForecastConfig, forecast_config_to_dict
+from vecfield.forecast.config import ForecastConfig, ModelConfig, forecast_config_to_dict
 from vecfield.forecast.task import ForecastTask
 from vecfield.train import Trainer
 from vecfield.train.checkpoint import CheckpointError, CheckpointStore, load_checkpoint
@@ -55,7 +55,9 @@ def check_resumable(stored: Mapping[str, Any], spec: ForecasterSpec, path: Path)
     """CheckpointError when the checkpoint metadata ``stored`` was trained with another model spec or
     data layout than ``spec`` (its weights would not fit): names the first differing key."""
     current = spec.to_metadata()
-    model_then, model_now = stored.get("model", {}), to_dict(spec.model)
+    # a key the checkpoint lacks was added to ModelConfig since: it was trained with its default
+    model_then = {**to_dict(ModelConfig()), **stored.get("model", {})}
+    model_now = to_dict(spec.model)
     differences = [
         f"model.{key} {model_then.get(key)!r} (this config: {value!r})"
         for key, value in model_now.items() if model_then.get(key) != value
