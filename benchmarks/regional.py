@@ -10,8 +10,10 @@ boundary mode (``none``: a free boundary, the one-file user; ``truth``: the trut
 ``--rim`` cells) trains a small regional forecaster through the package's Trainer, rolls out 1–72 h
 from the test period and scores it with the package's evaluation, whose ``best_baseline`` is the
 lowest RMSE of persistence, the climatologies and damped anomaly persistence (all fitted on the
-train split) at each lead. Every (box, mode) run is repeated for each ``--stencils`` radius (default 0 and 1:
-GraphCast's own-node grid embedding and ``model.grid_stencil: 1``), so the default runs 8 trainings.
+train split) at each lead. Training: ``SETTINGS``' curriculum up to the scored 72 hourly steps, the
+learning-rate schedule restarted at every phase (``train.lr_restart_per_phase``) and the inputs
+perturbed by ``--input-noise`` σ^Δ (``model.input_noise``). Every (box, mode) run is repeated for
+each ``--stencils`` radius (default 1; ``--stencils 0 1`` adds GraphCast's own-node grid embedding).
 
     PYTHONPATH=. python benchmarks/regional.py [--quick] [--work /tmp/vecfield_regional]
     PYTHONPATH=. python benchmarks/regional.py --boxes north_atlantic_large --modes none \
@@ -70,21 +72,26 @@ def hourly_default_store(years: float) -> Path:
     return default_cache_dir() / f"default-dataset-{config.cache_key()}.zarr"
 
 
-#: the data period and splits, updates, rollout leads and initialization spacing: full and --quick
+#: the data period and splits, updates, rollout leads, initialization spacing and curriculum (fractions
+#: of the updates → hourly steps per loss, up to the scored leads): full and --quick
 SETTINGS = {
     False: {"years": 1.0, "end": "2000-12-30T23", "train": ["2000-01-01T00", "2000-08-31T23"],
             "val": ["2000-09-01T00", "2000-09-14T23"], "test": ["2000-09-15T00", "2000-12-30T23"],
-            "updates": 1200, "leads": 72, "init_every_hours": 53},
+            "updates": 1800, "leads": 72, "init_every_hours": 53,
+            "curriculum": [(0.0, 1), (0.5, 2), (0.67, 4), (0.78, 8), (0.86, 24), (0.94, 72)]},
     True: {"years": 0.34, "end": "2000-04-29T23", "train": ["2000-01-01T00", "2000-03-15T23"],
            "val": ["2000-03-16T00", "2000-03-22T23"], "test": ["2000-03-23T00", "2000-04-29T23"],
-           "updates": 300, "leads": 12, "init_every_hours": 31},
+           "updates": 300, "leads": 12, "init_every_hours": 31,
+           "curriculum": [(0.0, 1), (0.6, 2), (0.8, 4), (0.9, 12)]},
 }
 
 
-def run_config(work: Path, box: str, mode: str, source: Path, quick: bool, rim: int, stencil: int) -> dict:
+def run_config(work: Path, box: str, mode: str, source: Path, quick: bool, rim: int, stencil: int,
+               input_noise: float) -> dict:
     """The plain forecast config of one (box, boundary mode) run."""
     setting, run = SETTINGS[quick], work / f"{box}_{mode}_stencil{stencil}"
     updates = setting["updates"]
+    curriculum = [[round(fraction * updates), steps] for fraction, steps in setting["curriculum"]]
     return {
         "dataset": {
             "output": str(work / f"{box}.zarr"),
@@ -98,11 +105,12 @@ def run_config(work: Path, box: str, mode: str, source: Path, quick: bool, rim: 
             "time_block": 744,
         },
         "model": {"mesh_min_level": 0, "mesh_max_level": 4, "latent": 32, "processor_layers": 3,
-                  "time_features": 8, "boundary_rim": rim if mode == "truth" else 0, "grid_stencil": stencil},
+                  "time_features": 8, "boundary_rim": rim if mode == "truth" else 0, "grid_stencil": stencil,
+                  "input_noise": input_noise},
         "train": {
             "run_dir": str(run / "train"), "max_steps": updates, "batch_size": 8, "lr": 2e-3,
-            "warmup_steps": updates // 20, "weight_decay": 0.1, "grad_clip_norm": 1.0, "ema_decay": 0.99,
-            "curriculum": [[0, 1], [int(0.6 * updates), 2], [int(0.8 * updates), 4]],
+            "warmup_steps": updates // 30, "weight_decay": 0.1, "grad_clip_norm": 1.0, "ema_decay": 0.99,
+            "curriculum": curriculum, "lr_restart_per_phase": True,
             "log_every": 50, "checkpoint_every": updates, "progress_bar": False, "in_memory": True,
         },
         "rollout": {
@@ -157,16 +165,18 @@ def main() -> dict:
     parser.add_argument("--boxes", nargs="*", default=list(DEFAULT_BOXES), choices=list(BOXES),
                         help="boxes to run (north_atlantic_large: the box-size comparison)")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
-    parser.add_argument("--stencils", nargs="*", type=int, default=[0, 1],
+    parser.add_argument("--stencils", nargs="*", type=int, default=[1],
                         help="model.grid_stencil radii to compare (0: GraphCast's own-node embedding)")
+    parser.add_argument("--input-noise", type=float, default=1.0,
+                        help="model.input_noise: training noise on the input states, in units of σ^Δ")
     parser.add_argument("--output", default=None, help="JSON name under benchmarks/results/")
     args = parser.parse_args()
     started = time.perf_counter()
     source = hourly_default_store(SETTINGS[args.quick]["years"])
     runs: list[dict[str, Any]] = []
     for box, mode, stencil in itertools.product(args.boxes, args.modes, args.stencils):
-        config = load(run_config(args.work, box, mode, source, args.quick, args.rim, stencil),
-                      args.work / f"{box}_{mode}_stencil{stencil}.yaml")
+        plain = run_config(args.work, box, mode, source, args.quick, args.rim, stencil, args.input_noise)
+        config = load(plain, args.work / f"{box}_{mode}_stencil{stencil}.yaml")
         build_dataset(config.dataset, progress=False, reuse=True)
         clock = time.perf_counter()
         checkpoint = train_forecaster(config)
@@ -196,7 +206,8 @@ def main() -> dict:
     record = {
         "source": "embedded default dataset, hourly (DefaultDatasetConfig(output_hours=1)), 850 hPa",
         "boxes": {box: BOXES[box] for box in args.boxes}, "rim_cells": args.rim, "quick": args.quick,
-        "grid_stencils": args.stencils,
+        "grid_stencils": args.stencils, "input_noise": args.input_noise,
+        "curriculum": SETTINGS[args.quick]["curriculum"], "updates": SETTINGS[args.quick]["updates"],
         "runs": runs, "wall_s": round(time.perf_counter() - started, 1),
     }
     RESULTS.mkdir(exist_ok=True)

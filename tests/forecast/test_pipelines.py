@@ -127,6 +127,9 @@ def test_the_regional_surface_hourly_preset_is_surface_only_hourly_on_a_box() ->
     assert config.dataset.time.step_hours == 1 and config.dataset.levels == () and config.dataset.forcings
     assert config.dataset.grid.area is not None and config.rollout.steps == 72
     assert config.model.boundary_rim == 0 and config.rollout.boundary is None  # the one-file mode
+    # trained on its own rollouts as far as it is scored, from noisy inputs (the benchmark's recipe)
+    assert max(steps for _, steps in config.train.curriculum) == config.rollout.steps
+    assert config.train.lr_restart_per_phase and config.model.input_noise > 0
     forced = load_forecast_config(Path(__file__).parents[2] / "configs" / "regional_surface_hourly.yaml",
                                   ["model.boundary_rim=4", "rollout.boundary=truth"])
     assert forced.model.boundary_rim == 4 and forced.rollout.boundary == "truth"
