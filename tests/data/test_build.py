@@ -32,8 +32,10 @@ def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
     )
     np.testing.assert_array_equal(ds["time"].values, times)
     assert ds["level"].values.tolist() == [500, 850]
-    assert ds["geopotential"].encoding["chunks"] == (1, 2, ds.sizes["latitude"], ds.sizes["longitude"])
-    assert ds["2m_temperature"].encoding["chunks"] == (1, ds.sizes["latitude"], ds.sizes["longitude"])
+    # a small grid: one chunk per time block (4 steps) rather than one per step
+    assert ds["geopotential"].encoding["chunks"] == (4, 2, ds.sizes["latitude"], ds.sizes["longitude"])
+    assert ds["2m_temperature"].encoding["chunks"] == (4, ds.sizes["latitude"], ds.sizes["longitude"])
+    assert ds["year_progress_sin"].encoding["chunks"] == (4,)
     np.testing.assert_array_equal(
         ds["temperature"].values, raw["temperature"].sel(time=times, level=[500, 850])
     )
@@ -65,6 +67,26 @@ def test_build_writes_complete_chunked_dataset(built, source, synthetic_era5):
     assert ds.attrs["code_version"].startswith("vecfield")
     assert "total_precipitation_6hr" in ds.attrs["config"]
     assert zarr.open_consolidated(str(output), zarr_format=2) is not None
+
+
+@pytest.mark.parametrize(
+    ("grid", "levels", "block", "steps"),
+    [
+        ((721, 1440), 1, 32, 1),  # 0.25°: one step is 4 MiB, so one step per chunk
+        ((181, 360), 2, 32, 2),  # 1°: 0.5 MiB per step
+        ((32, 64), 2, 512, 64),  # the quickstart's grid: 16 KiB per step
+        ((32, 64), 2, 100, 50),  # the largest divisor of the block within the budget
+        ((32, 64), 2, 7, 7),  # a whole small block in one chunk
+    ],
+)
+def test_time_chunk_fits_the_budget_and_divides_the_block(grid, levels, block, steps):
+    shape = (3, levels, *grid)
+    zeros = np.broadcast_to(np.float32(0), shape)
+    state = xr.Dataset({"z": (("time", "level", "latitude", "longitude"), zeros)})
+    chunk = build_module.time_chunk(state, block)
+    assert chunk == steps
+    assert block % chunk == 0
+    assert chunk == 1 or chunk * 4 * levels * grid[0] * grid[1] <= build_module.STORE_CHUNK_BYTES
 
 
 def test_built_dataset_carries_cf_metadata_and_leaves_no_lock(built):
