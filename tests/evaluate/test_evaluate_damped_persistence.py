@@ -54,6 +54,29 @@ def test_an_ar1_anomaly_gives_damping_phi_to_the_lead():
     np.testing.assert_allclose(a, phi ** np.array([1, 3, 6]), atol=0.02)
 
 
+def test_damping_is_eq2_over_pairs_within_one_run_with_latitude_weights():
+    """a_L against eq. (2) written out in numpy: pairs L apart in one run, rows weighted; a lead
+    longer than the data has no pair and is NaN."""
+    from vecfield.data.trajectories import TRAJECTORY_COORD
+    from vecfield.geo import latitude_weights
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(30, 3, 4)) + np.linspace(0, 3, 30)[:, None, None]  # a trend: a_L ≠ 0
+    runs = (np.arange(30) >= 17).astype(np.int64)  # two runs: hours 0–16 and 17–29
+    truth = hourly(values).assign_coords({TRAJECTORY_COORD: ("time", runs)})
+    climatology = compute_climatology(truth, by_day_of_year=False)
+    leads = pd.to_timedelta([1, 5, 40], unit="h")
+    got = anomaly_persistence_coefficients(truth, climatology, leads)["t2m"].values
+
+    anomaly = values - climatology["t2m"].sel(hour=truth["time"].dt.hour).values
+    w = latitude_weights(LAT)[:, None]
+    for a, lead in zip(got[:2], (1, 5), strict=True):
+        first = np.array([t for t in range(30 - lead) if runs[t] == runs[t + lead]])
+        x, y = anomaly[first], anomaly[first + lead]
+        assert a == pytest.approx((w * x * y).sum() / (w * x * x).sum(), rel=1e-12)
+    assert np.isnan(got[2])
+
+
 def test_damped_forecast_is_climatology_plus_the_damped_initial_anomaly():
     rng = np.random.default_rng(2)
     truth = hourly(rng.normal(size=(72, 3, 4)) + 280)
