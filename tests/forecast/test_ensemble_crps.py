@@ -145,6 +145,8 @@ def test_crps_config_mistakes_are_refused():
         ModelConfig(method="crps", crps_members=1)
     with pytest.raises(ValueError, match="noise_features"):
         ModelConfig(method="crps", noise_features=0)
+    with pytest.raises(ValueError, match="mesh_noise_features"):
+        ModelConfig(method="crps", mesh_noise_features=-1)
     with pytest.raises(ValueError, match="crps_alpha"):
         ModelConfig(method="crps", crps_alpha=1.2)
     with pytest.raises(ValueError, match="time_features"):
@@ -196,7 +198,7 @@ def test_crps_train_ensemble_rollout_and_probabilistic_evaluation(tmp_path) -> N
     assert record["members"] == 3 and written["spread_skill_plot"].exists()
 
 
-def test_init_from_a_deterministic_checkpoint_loads_all_but_the_noise_embedding(tmp_path):
+def test_init_from_a_deterministic_checkpoint_loads_all_but_the_noise_embeddings(tmp_path):
     from vecfield.forecast import ForecastTask
     from vecfield.train import Trainer, TrainerConfig
     from vecfield.train.checkpoint import CheckpointError, load_initial_weights
@@ -211,15 +213,16 @@ def test_init_from_a_deterministic_checkpoint_loads_all_but_the_noise_embedding(
     with Trainer(task, deterministic, windows, config, metadata=spec.to_metadata()) as trainer:
         trainer.fit()
         checkpoint = trainer.store.latest()
-    crps_model = dataclasses.replace(TINY_MODEL, method="crps", noise_features=4)
+    crps_model = dataclasses.replace(TINY_MODEL, method="crps", noise_features=4, mesh_noise_features=2)
     crps_spec = dataclasses.replace(spec, model=crps_model)
     torch.manual_seed(1)
     stochastic = crps_spec.build()
+    assert stochastic.noise_shape(torch.zeros(1)) == (4 + 2 * stochastic.field.net.num_mesh,)
     before = {k: v.clone() for k, v in stochastic.state_dict().items()}
     load_initial_weights(checkpoint, stochastic)
     loaded, source = stochastic.state_dict(), deterministic.state_dict()
     for name, value in loaded.items():
-        if name.startswith("field.net.noise_embedding."):
+        if name.startswith(("field.net.noise_embedding.", "field.net.mesh_noise_embedding.")):
             torch.testing.assert_close(value, before[name])  # fresh: not in the deterministic checkpoint
         else:
             torch.testing.assert_close(value, source[name])

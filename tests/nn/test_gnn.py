@@ -113,6 +113,40 @@ def test_bad_inputs_are_rejected_with_the_expected_shape(graph) -> None:
         GridMeshGNN(graph, IN, OUT, processor_layers=0)
 
 
+def test_mesh_node_noise_is_added_to_the_mesh_embedding(graph) -> None:
+    """mesh_noise_features = k: the noise input is (z, ζ) with k values per mesh node. With its
+    linear map zeroed the network is the global-noise one (same weights, same z); otherwise one
+    node's ζ changes the output of its own sample only, and gradients reach the map."""
+    k, n_mesh = 2, graph["mesh"].num_nodes
+    plain = _net(graph, noise_features=4)
+    net = _net(graph, noise_features=4, mesh_noise_features=k)
+    assert net.noise_size == 4 + n_mesh * k
+    missing, unexpected = net.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and {name.split(".")[0] for name in missing} == {"mesh_noise_embedding"}
+    x, t, cond = _inputs(2)
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 4, generator=g, dtype=torch.float64)
+    zeta = torch.randn(2, n_mesh * k, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        net.mesh_noise_embedding.weight.zero_()
+        net.mesh_noise_embedding.bias.zero_()
+    torch.testing.assert_close(net(x, t, cond, noise=torch.cat([z, zeta], 1)), plain(x, t, cond, noise=z),
+                               rtol=1e-12, atol=1e-12)
+    torch.nn.init.normal_(net.mesh_noise_embedding.weight, std=0.5)
+    out = net(x, t, cond, noise=torch.cat([z, zeta], 1))
+    one_node = zeta.clone()
+    one_node[1, 5 * k : 6 * k] += 1.0  # mesh node 5 of sample 1
+    changed = net(x, t, cond, noise=torch.cat([z, one_node], 1))
+    torch.testing.assert_close(changed[0], out[0])
+    assert (changed[1] - out[1]).abs().max() > 1e-4
+    out.square().sum().backward()
+    assert net.mesh_noise_embedding.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=rf"expected noise of shape \(2, {4 + n_mesh * k}\)"):
+        net(x, t, cond, noise=z)
+    mesh_only = _net(graph, mesh_noise_features=k)  # no global z: ζ alone is the noise input
+    assert mesh_only.noise_size == n_mesh * k and mesh_only(x, t, cond, noise=zeta).shape == out.shape
+
+
 def test_a_noise_vector_enters_the_adaptive_layernorms_per_sample(graph) -> None:
     """noise_features > 0: each sample's z changes its output (and only its own), gradients reach the
     noise embedding, and missing, misshapen or unexpected noise is refused."""

@@ -133,6 +133,7 @@ class ForecasterSpec:
             checkpoint_layers=m.checkpoint_layers,
             noise_features=m.noise_features if m.method == CRPS_METHOD else 0,
             stencil=stencil,
+            mesh_noise_features=m.mesh_noise_features if m.method == CRPS_METHOD else 0,
         )
         weight = loss_weights(
             self.latitude, self.longitude.size, self.state_layout.channels, m.variable_weights

@@ -56,8 +56,9 @@ class ModelConfig:
     ``crps`` (AIFS-CRPS, FGN): the deterministic network with a noise vector z ~ N(0, I) of
     ``noise_features`` dims per member entering its adaptive LayerNorms, trained by the almost-fair
     CRPS with α = ``crps_alpha`` (1: fair; AIFS-CRPS 0.95) over ``crps_members`` members per
-    initialization, each rolled out on its own noise (docs/ensembles.md); the three keys are ignored
-    by the other methods.
+    initialization, each rolled out on its own noise (docs/ensembles.md); ``mesh_noise_features``
+    adds k noise values per mesh node to the mesh embedding (0: the global z only); these keys are
+    ignored by the other methods.
     """
 
     mesh_min_level: int = 0
@@ -76,6 +77,7 @@ class ModelConfig:
     grid_stencil: int = 0
     input_noise: float = 0.0
     noise_features: int = 32
+    mesh_noise_features: int = 0
     crps_members: int = 2
     crps_alpha: float = 0.95
 
@@ -107,6 +109,9 @@ class ModelConfig:
                 raise ValueError(f"model.method=crps needs model.noise_features ≥ 1 (e.g. 32) and "
                                  f"model.crps_members ≥ 2 (the fair CRPS compares members), got "
                                  f"{self.noise_features} and {self.crps_members}")
+            if self.mesh_noise_features < 0:
+                raise ValueError("model.mesh_noise_features must be ≥ 0 (noise values per mesh node; 0: "
+                                 f"none), got {self.mesh_noise_features}")
             if not 0 <= self.crps_alpha <= 1:
                 raise ValueError(f"model.crps_alpha must lie in [0, 1] (1: the fair CRPS; AIFS-CRPS 0.95), "
                                  f"got {self.crps_alpha}")

@@ -2,8 +2,10 @@
 
 The deterministic forecaster's network (:mod:`vecfield.forecast.step`) gets a noise vector
 z ~ N(0, I_K) per member, which enters every adaptive LayerNorm with the time embedding
-(``GridMeshGNN(noise_features=K)``). One member's step is the deterministic learner's one Euler step
-from the origin of the residual coordinates with that noise:
+(``GridMeshGNN(noise_features=K)``), and optionally k values per mesh node added to the mesh
+embedding (``mesh_noise_features=k``; z then stands for both, K + N_mesh·k values). One member's
+step is the deterministic learner's one Euler step from the origin of the residual coordinates with
+that noise:
 
     S_m(t + Δt) = S_m(t) + σ^Δ ⊙ F_θ(0, 0, cond_m, z_m),   z_m ~ N(0, I_K)                        (1)
 
@@ -39,30 +41,31 @@ class StochasticOneStepForecaster(OneStepForecaster):
     """Eq. (1) and its training loss (2).
 
     field: ``VectorFieldModel(net, method="deterministic")`` with a ``GridMeshGNN`` built with
-    ``noise_features`` > 0, net(x, t, cond, noise (B, K)) -> (B, N, C).
+    a noise input (``noise_size`` = K + N_mesh·k > 0), net(x, t, cond, noise (B, noise_size)) -> (B, N, C).
     members: M, members per initialization in training; alpha: afCRPS's α (1: fair CRPS).
     ``train.init_from`` a deterministic checkpoint of the same network loads every weight but the
     noise embedding, which keeps its initial values (``fresh_on_init_from``).
     """
 
-    fresh_on_init_from = ("field.net.noise_embedding.",)
+    fresh_on_init_from = ("field.net.noise_embedding.", "field.net.mesh_noise_embedding.")
 
     def __init__(self, field: VectorFieldModel, normalization: Normalization, loss_weight: Tensor,
                  members: int, alpha: float, rim: Tensor | None = None, input_noise: float = 0.0) -> None:
         super().__init__(field, normalization, loss_weight, rim, input_noise)
-        features = getattr(field.net, "noise_features", 0)
+        features = getattr(field.net, "noise_size", 0)
         if not isinstance(features, int) or features < 1:
             raise ValueError("the CRPS forecaster needs a network with a noise input: "
-                             "GridMeshGNN(..., noise_features=K) with K ≥ 1")
+                             "GridMeshGNN(..., noise_features=K) with K ≥ 1, or mesh_noise_features ≥ 1")
         if members < 2:
             raise ValueError(f"CRPS training compares members: members must be ≥ 2, got {members}")
-        self.noise_features = features
+        self.noise_size = features
         self.members = members
         self.rule = ScoringRule("crps", alpha)
 
     def noise_shape(self, current: Tensor) -> tuple[int, ...]:
-        """The shape of one member's standard normal noise per step: (K,), whatever the state."""
-        return (self.noise_features,)
+        """The shape of one member's standard normal noise per step: (the network's noise_size,),
+        whatever the state."""
+        return (self.noise_size,)
 
     def step_from_noise(self, previous: Tensor, current: Tensor, forcings: Tensor, static: Tensor,
                         z: Tensor, draw_normal: Callable[[], Tensor] | None = None) -> Tensor:
@@ -81,7 +84,7 @@ class StochasticOneStepForecaster(OneStepForecaster):
         if target is not None:
             raise ValueError("the CRPS forecaster scores members together: train it through forward(...) "
                              "(ForecastTask.loss), not step by step")
-        z = torch.randn(current.shape[0], self.noise_features, dtype=current.dtype, device=current.device)
+        z = torch.randn(current.shape[0], self.noise_size, dtype=current.dtype, device=current.device)
         return StepResult(self.step_from_noise(previous, current, forcings, static, z))
 
     def forward(self, inputs: Tensor, forcings: Tensor, static: Tensor, targets: Tensor) -> Tensor:

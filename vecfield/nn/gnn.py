@@ -16,9 +16,13 @@ Flow time / noise level t enters through adaptive LayerNorm in every MLP acting 
 latents: LN(y) ⊙ (1 + scale(c)) + shift(c) with c = MLP(sinusoidal(t)) (GenCast's conditional
 LayerNorm). A stochastic generator (``noise_features`` > 0, FGN's choice) adds a per-sample noise
 vector z (B, noise_features) to the same condition: c = MLP(sinusoidal(t)) + MLP(z), so one global
-z modulates every latent of every layer and one forward pass gives one sample. The embeddings of
-static features do not depend on the sample or on t: they are computed once per forward with batch
-size 1 and broadcast, whatever the batch size.
+z modulates every latent of every layer and one forward pass gives one sample. With
+``mesh_noise_features`` = k > 0 every mesh node also gets its own noise ζ (k values, AIFS-CRPS's
+choice of noise on the processor's nodes), added to its embedding: m_n = embed(mesh_n) + W ζ_n, so
+a member can differ locally, not only through one global modulation. The network's noise input is
+then the flat vector (z, ζ) of ``noise_size`` = noise_features + N_mesh · k values per sample.
+The embeddings of static features do not depend on the sample or on t: they are computed once per
+forward with batch size 1 and broadcast, whatever the batch size.
 
 The graph is given at construction (``vecfield.graphs.build_graph`` / ``load_or_build_graph``) and
 stored as non-persistent buffers; it is never built lazily. Edges are reordered by receiver.
@@ -53,8 +57,10 @@ class GridMeshGNN(nn.Module):
     time_features:    width of the sinusoidal t embedding feeding the adaptive LayerNorms; 0 makes
                       the network time-independent (plain LayerNorm, t must be None)
     checkpoint_layers: recompute each processor layer in the backward pass (less memory)
-    noise_features:   width of the noise vector z entering the adaptive LayerNorms (0: none; then
-                      ``noise`` must be None); needs time_features > 0 (the condition's width)
+    noise_features:   width of the noise vector z entering the adaptive LayerNorms (0: none); needs
+                      time_features > 0 (the condition's width)
+    mesh_noise_features: noise values ζ per mesh node, added to the mesh embedding by a linear map
+                      (0: none); without any noise ``noise`` must be None
     stencil:          a ``GridStencil`` of the graph's grid: each grid node embeds x_t and cond of its
                       (2r + 1)² neighbourhood (None: its own only, as GraphCast)
     """
@@ -74,6 +80,7 @@ class GridMeshGNN(nn.Module):
         checkpoint_layers: bool = False,
         noise_features: int = 0,
         stencil: GridStencil | None = None,
+        mesh_noise_features: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(graph, HeteroData):
@@ -86,8 +93,9 @@ class GridMeshGNN(nn.Module):
                             "processor_layers": processor_layers}.items():
             if value < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {value}")
-        if cond_channels < 0 or time_features < 0 or noise_features < 0:
-            raise ValueError("cond_channels, time_features and noise_features must be ≥ 0")
+        if min(cond_channels, time_features, noise_features, mesh_noise_features) < 0:
+            raise ValueError("cond_channels, time_features, noise_features and mesh_noise_features "
+                             "must be ≥ 0")
         if noise_features and not time_features:
             raise ValueError("noise_features enter the adaptive LayerNorms, whose width is time_features: "
                              "set time_features ≥ 2")
@@ -122,6 +130,8 @@ class GridMeshGNN(nn.Module):
         self.noise_embedding = nn.Sequential(
             nn.Linear(noise_features, time_features), nn.SiLU(), nn.Linear(time_features, time_features),
         ) if noise_features else None
+        self.mesh_noise_features = mesh_noise_features
+        self.mesh_noise_embedding = nn.Linear(mesh_noise_features, latent) if mesh_noise_features else None
         neighbourhood = stencil.size if stencil is not None else 1
         grid_width = (in_channels + cond_channels) * neighbourhood + self.grid_features.shape[1]
         self.grid_embedding = SplitMLP([grid_width], latent, condition)
@@ -133,6 +143,11 @@ class GridMeshGNN(nn.Module):
         self.processor = nn.ModuleList(InteractionNetwork(latent, condition) for _ in range(processor_layers))
         self.decoder = InteractionNetwork(latent, condition)
         self.output = nn.Linear(latent, out_channels)
+
+    @property
+    def noise_size(self) -> int:
+        """Values of one sample's noise input: noise_features (z) + N_mesh · mesh_noise_features (ζ)."""
+        return self.noise_features + self.num_mesh * self.mesh_noise_features
 
     def _edges(self, name: str) -> EdgeIndex:
         return EdgeIndex(*(getattr(self, buffer) for buffer in self._edge_index_names[name]))
@@ -153,12 +168,12 @@ class GridMeshGNN(nn.Module):
                 raise ValueError(f"expected cond of shape {expected}, got {_shape(cond)}")
         elif cond is not None:
             raise ValueError("this GridMeshGNN takes no condition; build it with cond_channels > 0")
-        if self.noise_features:
-            if noise is None or noise.shape != (batch, self.noise_features):
-                raise ValueError(f"expected noise of shape ({batch}, {self.noise_features}), "
-                                 f"got {_shape(noise)}")
+        if self.noise_size:
+            if noise is None or noise.shape != (batch, self.noise_size):
+                raise ValueError(f"expected noise of shape ({batch}, {self.noise_size}), got {_shape(noise)}")
         elif noise is not None:
-            raise ValueError("this GridMeshGNN takes no noise; build it with noise_features > 0")
+            raise ValueError("this GridMeshGNN takes no noise; build it with noise_features or "
+                             "mesh_noise_features > 0")
 
     def forward(self, x_t: Tensor, t: Tensor | None = None, cond: Tensor | None = None,
                 noise: Tensor | None = None) -> Tensor:
@@ -169,7 +184,8 @@ class GridMeshGNN(nn.Module):
                 graph's grid-node order (latitude-major, as ``vecfield.graphs.build_graph``).
             t: (B,) flow time or noise level, required when ``time_features > 0``, else None.
             cond: (B, N_grid, cond_channels) grid condition, required when ``cond_channels > 0``.
-            noise: (B, noise_features), a member's noise, required when ``noise_features > 0``.
+            noise: (B, noise_size), a member's noise (z, then ζ node-major), required when
+                ``noise_size > 0``.
 
         Returns:
             (B, N_grid, out_channels): the network output per grid node.
@@ -180,7 +196,7 @@ class GridMeshGNN(nn.Module):
         if self.noise_embedding is not None:
             # __init__ requires time_features with noise_features, _check_inputs a (B, K) noise
             assert c is not None and noise is not None
-            c = c + self.noise_embedding(noise.to(c.dtype))  # (B, time_features)
+            c = c + self.noise_embedding(noise[:, :self.noise_features].to(c.dtype))  # (B, time_features)
         sample = x_t if cond is None else torch.cat([x_t, cond.to(x_t.dtype)], dim=-1)
         if self.stencil is None:
             static = self.grid_features.to(x_t.dtype).expand(batch, -1, -1)
@@ -192,6 +208,10 @@ class GridMeshGNN(nn.Module):
             pre = pre + nn.functional.linear(self.grid_features.to(x_t.dtype), first.weight[:, width:])
             grid = self.grid_embedding.finish(pre, c)  # (B, N_grid, L)
         mesh = self.mesh_embedding(self.mesh_features[None])  # (1, N_mesh, L): static, shared
+        if self.mesh_noise_embedding is not None:
+            assert noise is not None  # _check_inputs
+            local = noise[:, self.noise_features:].reshape(batch, self.num_mesh, self.mesh_noise_features)
+            mesh = mesh + self.mesh_noise_embedding(local.to(mesh.dtype))  # (B, N_mesh, L)
         edges = {name: embed(getattr(self, f"{name}_features")[None])  # (1, E, L) each
                  for name, embed in self.edge_embeddings.items()}
 
