@@ -162,6 +162,7 @@ def test_the_crps_preset_fine_tunes_the_quickstart_network_on_its_data_to_eight_
     config = load_forecast_config(configs / "ensemble_crps.yaml")
     quickstart = load_forecast_config(configs / "quickstart.yaml")
     assert config.model.method == "crps" and config.model.crps_members >= 2 and config.rollout.members >= 8
+    assert config.model.noise_features > 0 and config.model.mesh_noise_features > 0  # both noises
     assert config.dataset == quickstart.dataset and config.train.curriculum[-1][1] == 8
     network = ("latent", "processor_layers", "time_features", "mesh_min_level", "mesh_max_level")
     assert [getattr(config.model, k) for k in network] == [getattr(quickstart.model, k) for k in network]
