@@ -44,7 +44,8 @@ class StochasticOneStepForecaster(OneStepForecaster):
     a noise input (``noise_size`` = K + N_mesh·k > 0), net(x, t, cond, noise (B, noise_size)) -> (B, N, C).
     members: M, members per initialization in training; alpha: afCRPS's α (1: fair CRPS).
     ``train.init_from`` a deterministic checkpoint of the same network loads every weight but the
-    noise embedding, which keeps its initial values (``fresh_on_init_from``).
+    noise embeddings (of z and of the per-node noise), which keep their initial values
+    (``fresh_on_init_from``).
     """
 
     fresh_on_init_from = ("field.net.noise_embedding.", "field.net.mesh_noise_embedding.")
