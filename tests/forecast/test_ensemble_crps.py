@@ -147,6 +147,7 @@ def test_crps_config_mistakes_are_refused():
         ModelConfig(method="crps", noise_features=0)
     with pytest.raises(ValueError, match="mesh_noise_features"):
         ModelConfig(method="crps", mesh_noise_features=-1)
+    ModelConfig(method="crps", noise_features=0, mesh_noise_features=4)  # ζ alone is a noise input
     with pytest.raises(ValueError, match="crps_alpha"):
         ModelConfig(method="crps", crps_alpha=1.2)
     with pytest.raises(ValueError, match="time_features"):

@@ -105,13 +105,15 @@ class ModelConfig:
             raise ValueError(f"model.method={self.method!r} conditions the network's adaptive LayerNorms on "
                              "its noise: set model.time_features to an even number ≥ 2 (e.g. 16)")
         if self.method == CRPS_METHOD:
-            if self.noise_features < 1 or self.crps_members < 2:
-                raise ValueError(f"model.method=crps needs model.noise_features ≥ 1 (e.g. 32) and "
-                                 f"model.crps_members ≥ 2 (the fair CRPS compares members), got "
-                                 f"{self.noise_features} and {self.crps_members}")
-            if self.mesh_noise_features < 0:
-                raise ValueError("model.mesh_noise_features must be ≥ 0 (noise values per mesh node; 0: "
-                                 f"none), got {self.mesh_noise_features}")
+            if min(self.noise_features, self.mesh_noise_features) < 0:
+                raise ValueError("model.noise_features and model.mesh_noise_features must be ≥ 0 (noise "
+                                 f"values per member and per mesh node), got {self.noise_features} and "
+                                 f"{self.mesh_noise_features}")
+            if self.noise_features + self.mesh_noise_features < 1 or self.crps_members < 2:
+                raise ValueError(f"model.method=crps needs a noise input, model.noise_features ≥ 1 (e.g. 32) "
+                                 f"or model.mesh_noise_features ≥ 1, and model.crps_members ≥ 2 (the fair "
+                                 f"CRPS compares members), got {self.noise_features}, "
+                                 f"{self.mesh_noise_features} and {self.crps_members}")
             if not 0 <= self.crps_alpha <= 1:
                 raise ValueError(f"model.crps_alpha must lie in [0, 1] (1: the fair CRPS; AIFS-CRPS 0.95), "
                                  f"got {self.crps_alpha}")
